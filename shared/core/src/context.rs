@@ -1,0 +1,85 @@
+//! The ports a stage runs against, built once per process.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::bus::{EventBus, InProcessBus};
+use crate::catalog::{Catalog, FileCatalog};
+use crate::error::{Error, Result};
+use crate::mesh::{Environment, Mesh};
+use crate::storage::{LocalBuckets, Storage};
+
+/// Everything a stage needs: the mesh and the four ports.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Domains, products, contracts and recipes.
+    pub mesh: Arc<Mesh>,
+    /// Object storage.
+    pub storage: Storage,
+    /// Where product events go.
+    pub bus: Arc<dyn EventBus>,
+    /// The catalog.
+    pub catalog: Arc<dyn Catalog>,
+}
+
+/// The embedded ports, with the bus kept concrete so a router can drain it.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// The context to hand to stages.
+    pub context: Context,
+    /// The in-process bus, to drain.
+    pub bus: Arc<InProcessBus>,
+    /// The warehouse directory.
+    pub warehouse: PathBuf,
+}
+
+impl Context {
+    /// Embedded ports over a warehouse directory: buckets are folders, the catalog is JSON files,
+    /// and writes notify the in-process bus as S3 would notify EventBridge.
+    pub fn embedded(mesh: Arc<Mesh>, warehouse: &Path) -> Result<Embedded> {
+        std::fs::create_dir_all(warehouse)?;
+        let bus = Arc::new(InProcessBus::default());
+        let as_bus: Arc<dyn EventBus> = bus.clone();
+        let storage = Storage::new(
+            Arc::new(LocalBuckets::new(warehouse)),
+            Some(Arc::clone(&as_bus)),
+        );
+        let catalog = Arc::new(FileCatalog::new(warehouse.join("_catalog")));
+        Ok(Embedded {
+            context: Context {
+                mesh,
+                storage,
+                bus: as_bus,
+                catalog,
+            },
+            bus,
+            warehouse: warehouse.to_path_buf(),
+        })
+    }
+
+    /// Ports for a named environment of the mesh.
+    pub fn for_environment(mesh: Arc<Mesh>, environment: &str) -> Result<Context> {
+        match mesh.environment(environment)?.clone() {
+            Environment::Embedded { warehouse } => {
+                let dir = if warehouse.is_absolute() {
+                    warehouse
+                } else {
+                    mesh.root.join(warehouse)
+                };
+                Ok(Context::embedded(mesh, &dir)?.context)
+            }
+            Environment::Aws { .. } => Err(Error::Config(format!(
+                "environment `{environment}` uses the aws backend, which this build does not include yet"
+            ))),
+        }
+    }
+
+    /// Ports as a Lambda function builds them at cold start: the mesh file from `TESSERA_MESH`
+    /// (default `samplecli.toml`), the environment from `TESSERA_ENV` (default the mesh's).
+    pub fn from_env() -> Result<Context> {
+        let path = std::env::var("TESSERA_MESH").unwrap_or_else(|_| "samplecli.toml".into());
+        let mesh = Arc::new(Mesh::load(Path::new(&path))?);
+        let env = std::env::var("TESSERA_ENV").unwrap_or_else(|_| mesh.default_environment.clone());
+        Context::for_environment(mesh, &env)
+    }
+}

@@ -1,0 +1,491 @@
+//! The mesh: domains, their products and recipes, and the environments Tessera runs in.
+//!
+//! A mesh is described by one TOML file (`samplecli.toml` in the repository). Every path in it
+//! is relative to the file. Loading a mesh reads and validates every contract it names, so a
+//! broken contract or recipe is refused before any data moves.
+//!
+//! ```toml
+//! [mesh]
+//! name = "acme"
+//! default_environment = "embedded"
+//!
+//! [environments.embedded]
+//! backend = "embedded"
+//! warehouse = ".tessera/warehouse"
+//!
+//! [[domains]]
+//! name = "sales"
+//!
+//! [[domains.products]]
+//! name = "orders"
+//! contract = "domains/sales/orders/orders.odcs.yaml"
+//! source = { format = "csv", samples = ["domains/sales/orders/raw"] }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tessera_contract::{Contract, SchemaObject};
+
+use crate::error::{Error, Result};
+use crate::keys::validate_identifier;
+
+/// The mesh file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshFile {
+    /// Mesh-wide settings.
+    pub mesh: MeshSettings,
+    /// Where Tessera runs, by name.
+    #[serde(default)]
+    pub environments: BTreeMap<String, Environment>,
+    /// The domains of the mesh.
+    #[serde(default)]
+    pub domains: Vec<DomainConfig>,
+}
+
+/// Mesh-wide settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshSettings {
+    /// Name of the mesh (used in resource names).
+    pub name: String,
+    /// Environment used when none is chosen.
+    #[serde(default = "default_environment")]
+    pub default_environment: String,
+    /// Salt for hashing personal data; overridden by `TESSERA_PII_SALT`.
+    #[serde(default)]
+    pub pii_salt: Option<String>,
+}
+
+fn default_environment() -> String {
+    "embedded".to_owned()
+}
+
+/// One place Tessera runs: the only difference between them is where the ports point.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Environment {
+    /// Local files, no AWS.
+    Embedded {
+        /// Directory holding one folder per bucket, and the catalog.
+        warehouse: PathBuf,
+    },
+    /// AWS or an emulator of it.
+    Aws {
+        /// AWS region.
+        region: String,
+        /// Endpoint override (an emulator); `None` means AWS itself.
+        #[serde(default)]
+        endpoint_url: Option<String>,
+        /// Path-style S3 addressing (emulators need it).
+        #[serde(default)]
+        force_path_style: bool,
+        /// Name of the custom EventBridge bus for product events.
+        #[serde(default = "default_bus")]
+        event_bus: String,
+    },
+}
+
+fn default_bus() -> String {
+    "tessera-products".to_owned()
+}
+
+/// A domain as written in the mesh file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainConfig {
+    /// Domain name, a valid identifier (`sales`).
+    pub name: String,
+    /// What the domain is about.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Bucket of the domain; default `tessera-<mesh>-<domain>`.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// Catalog database of the domain; default the domain name.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// The domain's products.
+    #[serde(default)]
+    pub products: Vec<ProductConfig>,
+}
+
+/// A data product as written in the mesh file: its contract and its recipe.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductConfig {
+    /// Product name, a valid identifier; also the name of its zone folders and catalog table.
+    pub name: String,
+    /// Path of the product's ODCS contract.
+    pub contract: PathBuf,
+    /// Schema object of the contract to use; default its only (or first) object.
+    #[serde(default)]
+    pub object: Option<String>,
+    /// Where raw data comes from and how to read it.
+    pub source: SourceConfig,
+    /// Cleaning steps.
+    #[serde(default)]
+    pub clean: CleanRecipe,
+    /// How personal data is protected before publishing, by column.
+    #[serde(default)]
+    pub mask: BTreeMap<String, MaskMethod>,
+    /// Aggregate products derived from this one.
+    #[serde(default)]
+    pub aggregations: Vec<AggregationConfig>,
+}
+
+/// Format of raw input files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    /// Comma-separated values (RFC 4180).
+    Csv,
+    /// Newline-delimited JSON, one object per line.
+    Ndjson,
+}
+
+/// Where raw data comes from and how to read it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// File format.
+    pub format: SourceFormat,
+    /// Field delimiter for CSV (one byte).
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// Whether the first CSV line names the columns.
+    #[serde(default = "yes")]
+    pub header: bool,
+    /// Sample raw files (or folders of them) that `tessera run` lands.
+    #[serde(default)]
+    pub samples: Vec<PathBuf>,
+}
+
+fn default_delimiter() -> char {
+    ','
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Cleaning steps of a product, applied in this order: trim, case, deduplicate, latest per key,
+/// defaults, row rules (required, valid values, patterns, ranges).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanRecipe {
+    /// Trim strings and turn blank strings into nulls.
+    #[serde(default = "yes")]
+    pub trim: bool,
+    /// Columns to lower-case.
+    #[serde(default)]
+    pub lowercase: Vec<String>,
+    /// Columns to upper-case.
+    #[serde(default)]
+    pub uppercase: Vec<String>,
+    /// Drop rows equal in every column to an earlier row.
+    #[serde(default = "yes")]
+    pub drop_exact_duplicates: bool,
+    /// Keep only the latest row per primary key, ordered by this column (later rows win ties).
+    #[serde(default)]
+    pub latest_by: Option<String>,
+    /// Values for nulls in optional columns (column → value, parsed as the column's type).
+    #[serde(default)]
+    pub defaults: BTreeMap<String, String>,
+    /// What to do with values outside the contract's ranges.
+    #[serde(default)]
+    pub outliers: OutlierAction,
+}
+
+impl Default for CleanRecipe {
+    fn default() -> Self {
+        CleanRecipe {
+            trim: true,
+            lowercase: Vec::new(),
+            uppercase: Vec::new(),
+            drop_exact_duplicates: true,
+            latest_by: None,
+            defaults: BTreeMap::new(),
+            outliers: OutlierAction::default(),
+        }
+    }
+}
+
+/// What clean does with a value outside the contract's range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutlierAction {
+    /// Move the row to quarantine with the reason.
+    #[default]
+    Quarantine,
+    /// Keep the row and count it in the run record.
+    Flag,
+}
+
+/// How a personal-data column is protected before it is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskMethod {
+    /// SHA-256 (hex) of the salted value: joinable, not readable.
+    Hash,
+    /// Replaced by `****` and the last four characters.
+    Redact,
+    /// Replaced by null.
+    Null,
+}
+
+/// An aggregate product: SQL over its parent product, with its own contract.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregationConfig {
+    /// Product name of the aggregate.
+    pub name: String,
+    /// Path of the aggregate's ODCS contract.
+    pub contract: PathBuf,
+    /// SQL over the parent product, which is the table named after it.
+    pub sql: String,
+}
+
+/// A loaded mesh: every contract parsed and validated, every name checked.
+#[derive(Debug, Clone)]
+pub struct Mesh {
+    /// Name of the mesh.
+    pub name: String,
+    /// Folder of the mesh file; relative paths resolve against it.
+    pub root: PathBuf,
+    /// Environments by name.
+    pub environments: BTreeMap<String, Environment>,
+    /// Default environment name.
+    pub default_environment: String,
+    /// Salt for hashing personal data.
+    pub pii_salt: String,
+    /// Domains.
+    pub domains: Vec<Domain>,
+}
+
+/// A loaded domain.
+#[derive(Debug, Clone)]
+pub struct Domain {
+    /// Domain name.
+    pub name: String,
+    /// What the domain is about.
+    pub description: Option<String>,
+    /// The domain's bucket.
+    pub bucket: String,
+    /// The domain's catalog database.
+    pub database: String,
+    /// Products, source products first, then their aggregates.
+    pub products: Vec<Product>,
+}
+
+/// How a product comes to be.
+#[derive(Debug, Clone)]
+pub enum ProductKind {
+    /// Raw files through ingest, clean and contract-check.
+    Source {
+        /// How raw files are read.
+        source: SourceConfig,
+        /// Cleaning steps.
+        clean: CleanRecipe,
+    },
+    /// SQL over a parent product, published by aggregate.
+    Aggregate {
+        /// The product this one is computed from.
+        parent: String,
+        /// The query.
+        sql: String,
+    },
+}
+
+/// A loaded product.
+#[derive(Debug, Clone)]
+pub struct Product {
+    /// Product name.
+    pub name: String,
+    /// Domain name.
+    pub domain: String,
+    /// The product's contract.
+    pub contract: Contract,
+    /// Path of the contract file.
+    pub contract_path: PathBuf,
+    /// Name of the schema object of the contract that describes the product.
+    pub object: String,
+    /// Source or aggregate.
+    pub kind: ProductKind,
+    /// Personal-data protection, by column.
+    pub mask: BTreeMap<String, MaskMethod>,
+}
+
+impl Product {
+    /// The schema object describing the product's table.
+    pub fn schema(&self) -> &SchemaObject {
+        // `Mesh::load` checked that the object exists.
+        self.contract
+            .schema
+            .iter()
+            .find(|o| o.name == self.object)
+            .unwrap_or(&self.contract.schema[0])
+    }
+}
+
+impl Mesh {
+    /// Reads a mesh file and every contract it names.
+    pub fn load(path: &Path) -> Result<Mesh> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!("cannot read mesh file `{}`: {e}", path.display()))
+        })?;
+        let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Mesh::from_toml(&text, &path.display().to_string(), &root)
+    }
+
+    /// Parses a mesh from TOML text; paths resolve against `root`.
+    pub fn from_toml(text: &str, origin: &str, root: &Path) -> Result<Mesh> {
+        let file: MeshFile =
+            toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        validate_identifier(&file.mesh.name.replace('-', "_"))
+            .map_err(|e| Error::Config(format!("{origin}: mesh name: {e}")))?;
+        let mut domains = Vec::new();
+        for d in &file.domains {
+            validate_identifier(&d.name)
+                .map_err(|e| Error::Config(format!("{origin}: domain: {e}")))?;
+            let mut products = Vec::new();
+            for p in &d.products {
+                validate_identifier(&p.name).map_err(|e| {
+                    Error::Config(format!("{origin}: product of `{}`: {e}", d.name))
+                })?;
+                let (contract, object) = load_contract(root, &p.contract, p.object.as_deref())?;
+                for column in p.mask.keys() {
+                    if contract_object(&contract, &object)
+                        .property(column)
+                        .is_none()
+                    {
+                        return Err(Error::Config(format!(
+                            "{origin}: product `{}`: masked column `{column}` is not in its contract",
+                            p.name
+                        )));
+                    }
+                }
+                products.push(Product {
+                    name: p.name.clone(),
+                    domain: d.name.clone(),
+                    contract,
+                    contract_path: root.join(&p.contract),
+                    object,
+                    kind: ProductKind::Source {
+                        source: p.source.clone(),
+                        clean: p.clean.clone(),
+                    },
+                    mask: p.mask.clone(),
+                });
+                for a in &p.aggregations {
+                    validate_identifier(&a.name)
+                        .map_err(|e| Error::Config(format!("{origin}: aggregation: {e}")))?;
+                    let (contract, object) = load_contract(root, &a.contract, None)?;
+                    products.push(Product {
+                        name: a.name.clone(),
+                        domain: d.name.clone(),
+                        contract,
+                        contract_path: root.join(&a.contract),
+                        object,
+                        kind: ProductKind::Aggregate {
+                            parent: p.name.clone(),
+                            sql: a.sql.clone(),
+                        },
+                        mask: BTreeMap::new(),
+                    });
+                }
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for p in &products {
+                if !seen.insert(p.name.as_str()) {
+                    return Err(Error::Config(format!(
+                        "{origin}: domain `{}` has two products named `{}`",
+                        d.name, p.name
+                    )));
+                }
+            }
+            domains.push(Domain {
+                name: d.name.clone(),
+                description: d.description.clone(),
+                bucket: d
+                    .bucket
+                    .clone()
+                    .unwrap_or_else(|| format!("tessera-{}-{}", file.mesh.name, d.name)),
+                database: d.database.clone().unwrap_or_else(|| d.name.clone()),
+                products,
+            });
+        }
+        let pii_salt = std::env::var("TESSERA_PII_SALT")
+            .ok()
+            .or(file.mesh.pii_salt.clone())
+            .unwrap_or_default();
+        Ok(Mesh {
+            name: file.mesh.name,
+            root: root.to_path_buf(),
+            environments: file.environments,
+            default_environment: file.mesh.default_environment,
+            pii_salt,
+            domains,
+        })
+    }
+
+    /// The domain that owns a bucket.
+    pub fn domain_of_bucket(&self, bucket: &str) -> Option<&Domain> {
+        self.domains.iter().find(|d| d.bucket == bucket)
+    }
+
+    /// A domain by name.
+    pub fn domain(&self, name: &str) -> Option<&Domain> {
+        self.domains.iter().find(|d| d.name == name)
+    }
+
+    /// A product by domain and name.
+    pub fn product(&self, domain: &str, name: &str) -> Option<&Product> {
+        self.domain(domain)?
+            .products
+            .iter()
+            .find(|p| p.name == name)
+    }
+
+    /// Every product of every domain.
+    pub fn products(&self) -> impl Iterator<Item = (&Domain, &Product)> {
+        self.domains
+            .iter()
+            .flat_map(|d| d.products.iter().map(move |p| (d, p)))
+    }
+
+    /// An environment by name.
+    pub fn environment(&self, name: &str) -> Result<&Environment> {
+        self.environments
+            .get(name)
+            .ok_or_else(|| Error::Config(format!("no environment `{name}` in the mesh file")))
+    }
+}
+
+fn contract_object<'c>(contract: &'c Contract, object: &str) -> &'c SchemaObject {
+    contract
+        .schema
+        .iter()
+        .find(|o| o.name == object)
+        .unwrap_or(&contract.schema[0])
+}
+
+fn load_contract(root: &Path, rel: &Path, object: Option<&str>) -> Result<(Contract, String)> {
+    let path = root.join(rel);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::Config(format!("cannot read contract `{}`: {e}", path.display())))?;
+    let contract = tessera_contract::lint(&text, &rel.display().to_string())?;
+    let name = match object {
+        Some(o) => contract.object(o).map(|o| o.name.clone()).ok_or_else(|| {
+            Error::Config(format!("contract `{}` has no object `{o}`", rel.display()))
+        })?,
+        None => contract
+            .schema
+            .first()
+            .map(|o| o.name.clone())
+            .ok_or_else(|| Error::Config(format!("contract `{}` has no schema", rel.display())))?,
+    };
+    Ok((contract, name))
+}

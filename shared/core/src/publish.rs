@@ -1,0 +1,301 @@
+//! Publishing a product version atomically, and reading what is published.
+//!
+//! Data files go to `products/<product>/<col>=<value>/part-<version>-<n>.parquet` (Hive layout);
+//! then one commit record `products/<product>/_commits/<seq>.json` lists them. The commit is
+//! written with put-if-absent on the next sequence number, so two writers can never take the same
+//! slot (the loser retries on the next one), and a version is committed at most once. Readers go
+//! through the commit log, so files of a version that never committed are never read.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::{DataType, Date32Type, SchemaRef, TimeUnit};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::keys::Zone;
+use crate::storage::{ParquetSink, Storage};
+
+/// How a version relates to the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitMode {
+    /// Adds rows to the product (source products: one version per input file).
+    Append,
+    /// Replaces the product (aggregates: recomputed whole).
+    Overwrite,
+}
+
+/// A commit record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Commit {
+    /// Product version (derived from the input).
+    pub version: String,
+    /// Append or overwrite.
+    pub mode: CommitMode,
+    /// Keys of the data files of this version.
+    pub files: Vec<String>,
+    /// Partition paths written (`col=value/...`).
+    pub partitions: Vec<String>,
+    /// Rows in this version.
+    pub rows: u64,
+    /// Contract id.
+    pub contract_id: String,
+    /// Contract version.
+    pub contract_version: String,
+    /// The input the version came from.
+    pub source: String,
+    /// When.
+    pub committed_at: DateTime<Utc>,
+}
+
+/// Key prefix of a product's data.
+pub fn product_prefix(product: &str) -> String {
+    format!("{}{product}/", Zone::Products.prefix())
+}
+
+fn commits_prefix(product: &str) -> String {
+    format!("{}_commits/", product_prefix(product))
+}
+
+/// The commit log of a product, oldest first, with each commit's key.
+pub async fn commits(
+    storage: &Storage,
+    bucket: &str,
+    product: &str,
+) -> Result<Vec<(String, Commit)>> {
+    let mut out = Vec::new();
+    for meta in storage.list(bucket, &commits_prefix(product)).await? {
+        let key = meta.location.to_string();
+        if !key.ends_with(".json") {
+            continue;
+        }
+        let commit: Commit = serde_json::from_slice(&storage.get(bucket, &key).await?)?;
+        out.push((key, commit));
+    }
+    Ok(out)
+}
+
+/// Keys of the files that make up the product now: those of the last overwrite and every append
+/// after it.
+pub fn live_files(log: &[(String, Commit)]) -> Vec<String> {
+    let start = log
+        .iter()
+        .rposition(|(_, c)| c.mode == CommitMode::Overwrite)
+        .unwrap_or(0);
+    log[start..]
+        .iter()
+        .flat_map(|(_, c)| c.files.iter().cloned())
+        .collect()
+}
+
+/// Writes the commit record in the next free slot. Returns `Ok(None)` if this version was
+/// already committed (a repeated event), else the commit's key.
+pub async fn commit(
+    storage: &Storage,
+    bucket: &str,
+    product: &str,
+    commit: &Commit,
+) -> Result<Option<String>> {
+    const ATTEMPTS: usize = 16;
+    let body = Bytes::from(serde_json::to_vec_pretty(commit)?);
+    for _ in 0..ATTEMPTS {
+        let log = commits(storage, bucket, product).await?;
+        if log.iter().any(|(_, c)| c.version == commit.version) {
+            return Ok(None);
+        }
+        let key = format!("{}{:020}.json", commits_prefix(product), log.len() + 1);
+        if storage
+            .put_if_absent(bucket, &key, body.clone())
+            .await?
+            .is_some()
+        {
+            return Ok(Some(key));
+        }
+        // Another writer took this slot: read the log again and try the next one.
+    }
+    Err(Error::Conflict(format!(
+        "could not commit `{product}` version `{}` after {ATTEMPTS} attempts",
+        commit.version
+    )))
+}
+
+/// Splits batches by partition values and writes one Parquet file per partition.
+#[derive(Debug)]
+pub struct PartitionedWriter {
+    storage: Storage,
+    bucket: String,
+    prefix: String,
+    version: String,
+    schema: SchemaRef,
+    columns: Vec<usize>,
+    sinks: BTreeMap<String, ParquetSink>,
+}
+
+impl PartitionedWriter {
+    /// A writer for `product` version `version`, partitioned by the named columns (may be none).
+    pub fn new(
+        storage: &Storage,
+        bucket: &str,
+        product: &str,
+        version: &str,
+        schema: SchemaRef,
+        partition_columns: &[String],
+    ) -> Result<Self> {
+        let columns = partition_columns
+            .iter()
+            .map(|c| {
+                schema.index_of(c).map_err(|_| {
+                    Error::Config(format!("partition column `{c}` is not in the data"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PartitionedWriter {
+            storage: storage.clone(),
+            bucket: bucket.into(),
+            prefix: product_prefix(product),
+            version: version.into(),
+            schema,
+            columns,
+            sinks: BTreeMap::new(),
+        })
+    }
+
+    /// Writes a batch, routing each row to its partition's file.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        let values: Vec<&ArrayRef> = self.columns.iter().map(|&i| batch.column(i)).collect();
+        for row in 0..batch.num_rows() {
+            let mut path = String::new();
+            for (&i, array) in self.columns.iter().zip(&values) {
+                path.push_str(self.schema.field(i).name());
+                path.push('=');
+                path.push_str(&hive_escape(&partition_value(array.as_ref(), row)?));
+                path.push('/');
+            }
+            groups.entry(path).or_default().push(row as u32);
+        }
+        for (path, rows) in groups {
+            let part = if rows.len() == batch.num_rows() {
+                batch.clone()
+            } else {
+                let idx = UInt32Array::from(rows);
+                let cols = batch
+                    .columns()
+                    .iter()
+                    .map(|c| take(c, &idx, None))
+                    .collect::<Result<Vec<_>, _>>()?;
+                RecordBatch::try_new(batch.schema(), cols)?
+            };
+            if !self.sinks.contains_key(&path) {
+                let key = format!("{}{path}part-{}-0.parquet", self.prefix, self.version);
+                let sink =
+                    self.storage
+                        .write_parquet(&self.bucket, &key, Arc::clone(&self.schema))?;
+                self.sinks.insert(path.clone(), sink);
+            }
+            if let Some(sink) = self.sinks.get_mut(&path) {
+                sink.write(&part).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes every file; returns the partition paths and file keys written.
+    pub async fn finish(self) -> Result<(Vec<String>, Vec<String>)> {
+        let mut partitions = Vec::new();
+        let mut files = Vec::new();
+        for (path, sink) in self.sinks {
+            let w = sink.finish().await?;
+            partitions.push(path);
+            files.push(w.key);
+        }
+        Ok((partitions, files))
+    }
+}
+
+/// The text of a partition value: dates as `YYYY-MM-DD`, timestamps by their UTC date.
+fn partition_value(array: &dyn Array, row: usize) -> Result<String> {
+    if array.is_null(row) {
+        return Ok("__HIVE_DEFAULT_PARTITION__".into());
+    }
+    Ok(match array.data_type() {
+        DataType::Date32 => {
+            let days = array.as_primitive::<Date32Type>().value(row);
+            Date32Type::to_naive_date_opt(days)
+                .map(|d| d.to_string())
+                .unwrap_or_default()
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            let us = array
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .value(row);
+            DateTime::from_timestamp_micros(us)
+                .map(|t| t.date_naive().to_string())
+                .unwrap_or_default()
+        }
+        _ => arrow::util::display::array_value_to_string(array, row)?,
+    })
+}
+
+/// Escapes a partition value as Hive does, so `/`, `=` and friends cannot change the path.
+pub fn hive_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if c.is_control() || "\"#%'*/:=?\\\u{7f}{[]^".contains(c) {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hive_escaping_keeps_values_inside_their_folder() {
+        assert_eq!(hive_escape("2024-05-01"), "2024-05-01");
+        assert_eq!(hive_escape("a/b=c"), "a%2Fb%3Dc");
+        assert_eq!(hive_escape("../x"), "..%2Fx");
+    }
+
+    #[test]
+    fn live_files_start_at_the_last_overwrite() {
+        let c = |v: &str, mode, f: &str| {
+            (
+                v.to_owned(),
+                Commit {
+                    version: v.into(),
+                    mode,
+                    files: vec![f.into()],
+                    partitions: vec![],
+                    rows: 1,
+                    contract_id: "c".into(),
+                    contract_version: "1".into(),
+                    source: "s".into(),
+                    committed_at: Utc::now(),
+                },
+            )
+        };
+        let log = vec![
+            c("1", CommitMode::Append, "a"),
+            c("2", CommitMode::Overwrite, "b"),
+            c("3", CommitMode::Append, "c"),
+        ];
+        assert_eq!(live_files(&log), vec!["b", "c"]);
+        assert_eq!(live_files(&log[..1]), vec!["a"]);
+    }
+}

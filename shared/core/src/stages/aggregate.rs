@@ -1,0 +1,189 @@
+//! aggregate: a published product → the aggregate products computed from it.
+//!
+//! Each aggregation is SQL over its parent product (the table named after it, read through the
+//! commit log), run by DataFusion. The result is cast to the aggregate's own contract, checked,
+//! and published the same way as any product, replacing the previous version (aggregates are
+//! recomputed whole).
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use chrono::Utc;
+use datafusion::prelude::SessionContext;
+use tessera_contract::Checker;
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::events::{CheckCounts, ContractViolated, ProductPublished};
+use crate::keys::input_id;
+use crate::mesh::{Product, ProductKind};
+use crate::publish::{self, Commit, CommitMode, PartitionedWriter};
+use crate::query::product_table;
+use crate::runs::{self, InputRef, RunRecord, RunStatus};
+use crate::typing::nullable_fields;
+
+/// Recomputes every aggregate of the published product.
+pub async fn run(ctx: &Context, published: &ProductPublished) -> Result<Vec<RunRecord>> {
+    let domain = ctx
+        .mesh
+        .domain(&published.domain)
+        .ok_or_else(|| Error::BadEvent(format!("no domain `{}` in the mesh", published.domain)))?;
+    if domain.bucket != published.bucket {
+        return Err(Error::BadEvent(format!(
+            "bucket `{}` is not the bucket of domain `{}`",
+            published.bucket, domain.name
+        )));
+    }
+    let mut records = Vec::new();
+    for product in &domain.products {
+        let ProductKind::Aggregate { parent, sql } = &product.kind else {
+            continue;
+        };
+        if *parent != published.product {
+            continue;
+        }
+        records.push(aggregate_one(ctx, &domain.name, product, parent, sql, published).await?);
+    }
+    Ok(records)
+}
+
+async fn aggregate_one(
+    ctx: &Context,
+    domain: &str,
+    product: &Product,
+    parent: &str,
+    sql: &str,
+    published: &ProductPublished,
+) -> Result<RunRecord> {
+    let bucket = &published.bucket;
+    let id = input_id(bucket, &published.commit_key, &product.name);
+    let input = InputRef {
+        bucket: bucket.clone(),
+        key: published.commit_key.clone(),
+        version: published.version.clone(),
+    };
+    let (mut record, started) = RunRecord::start(&id, "aggregate", domain, &product.name, input);
+
+    let session = SessionContext::new();
+    let table = product_table(&session, &ctx.storage, bucket, parent)
+        .await?
+        .ok_or_else(|| {
+            Error::Internal(format!(
+                "`{parent}` was published but has no committed files"
+            ))
+        })?;
+    session.register_table(parent, table)?;
+    let frame = session
+        .sql(sql)
+        .await
+        .map_err(|e| Error::Config(format!("aggregation `{}`: {e}", product.name)))?;
+    let batches = frame.collect().await?;
+
+    let (contract_schema, _) = super::staged_schema(product.schema())?;
+    let schema: SchemaRef = Arc::new(arrow::datatypes::Schema::new(nullable_fields(
+        contract_schema.fields(),
+    )));
+    let batches = batches
+        .iter()
+        .map(|b| super::conform(b, &schema))
+        .collect::<Result<Vec<_>>>()?;
+
+    let mut checker = Checker::new(product.schema())?;
+    for b in &batches {
+        record.rows_in += b.num_rows() as u64;
+        checker.update(b);
+    }
+    let report = checker.finish();
+    let (passed, failed) = report.counts();
+    record.checks = CheckCounts { passed, failed };
+
+    if !report.passed() {
+        let base = format!("quarantine/{}/aggregate/{id}/", product.name);
+        let report_key = format!("{base}report.json");
+        super::check::write_report(
+            ctx,
+            bucket,
+            &report_key,
+            product,
+            &published.commit_key,
+            &report,
+        )
+        .await?;
+        let failed_checks: Vec<String> = report.failed().map(|c| c.name.clone()).collect();
+        let violation = ContractViolated {
+            domain: domain.into(),
+            product: product.name.clone(),
+            contract_id: product.contract.id.clone(),
+            contract_version: product.contract.version.clone(),
+            bucket: bucket.clone(),
+            input_key: published.commit_key.clone(),
+            quarantine_key: report_key.clone(),
+            report_key: report_key.clone(),
+            rows: record.rows_in,
+            failed_checks: failed_checks.clone(),
+            checks: record.checks,
+            run_id: id.clone(),
+        };
+        ctx.bus.publish(vec![violation.event()]).await?;
+        record.status = RunStatus::Quarantined;
+        record.outputs.push(report_key);
+        record.notes = failed_checks;
+        return runs::save(&ctx.storage, bucket, record, started).await;
+    }
+
+    let partition_columns: Vec<String> = product
+        .schema()
+        .partition_columns()
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let mut writer = PartitionedWriter::new(
+        &ctx.storage,
+        bucket,
+        &product.name,
+        &id,
+        Arc::clone(&schema),
+        &partition_columns,
+    )?;
+    for b in &batches {
+        writer.write(b).await?;
+    }
+    let (partitions, files) = writer.finish().await?;
+    let commit = Commit {
+        version: id.clone(),
+        mode: CommitMode::Overwrite,
+        files,
+        partitions,
+        rows: record.rows_in,
+        contract_id: product.contract.id.clone(),
+        contract_version: product.contract.version.clone(),
+        source: published.commit_key.clone(),
+        committed_at: Utc::now(),
+    };
+    match publish::commit(&ctx.storage, bucket, &product.name, &commit).await? {
+        Some(commit_key) => {
+            let event = super::check::published_event(
+                product,
+                domain,
+                bucket,
+                &id,
+                &commit_key,
+                &commit,
+                record.checks,
+                "aggregate",
+            );
+            ctx.bus.publish(vec![event.event()]).await?;
+            record.status = RunStatus::Published;
+            record.rows_out = commit.rows;
+            record.outputs = commit.files.clone();
+            record.outputs.push(commit_key);
+        }
+        None => {
+            record.status = RunStatus::Skipped;
+            record
+                .notes
+                .push(format!("version `{id}` was already published"));
+        }
+    }
+    runs::save(&ctx.storage, bucket, record, started).await
+}

@@ -1,0 +1,336 @@
+//! contract-check: the product's contract decides between publishing and quarantine.
+//!
+//! Personal data is masked first (as the recipe says; columns classified `pii` without a recipe
+//! entry are hashed), so the checks see exactly what would be published. The cleaned object is
+//! read twice: once to run every check, and, only if all pass, once to write the product's
+//! partitioned files and commit them. A failed contract moves the data to quarantine next to a
+//! JSON report and emits `ContractViolated`; a pass emits `DataProductPublished`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
+use bytes::Bytes;
+use chrono::Utc;
+use futures::StreamExt;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tessera_contract::{CheckReport, Checker};
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::events::{CheckCounts, ContractViolated, ProductPublished};
+use crate::keys::{Zone, derived_id};
+use crate::mesh::{MaskMethod, Product};
+use crate::publish::{self, Commit, CommitMode, PartitionedWriter};
+use crate::runs::{self, InputRef, RunRecord, RunStatus};
+
+/// Checks one cleaned object and publishes or quarantines it.
+pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Result<RunRecord> {
+    let (domain, product, zk) = super::resolve(ctx, bucket, key, Zone::Clean)?;
+    // The clean key already carries the raw object's version: derive from the key alone, so a
+    // re-cleaned file maps to the same product version.
+    let id = derived_id(bucket, key);
+    let input = InputRef {
+        bucket: bucket.into(),
+        key: key.into(),
+        version: version.into(),
+    };
+    let (mut record, started) =
+        RunRecord::start(&id, "contract-check", &domain.name, &product.name, input);
+    let masker = Masker::new(product, &ctx.mesh.pii_salt)?;
+
+    if let Some((commit_key, commit)) = publish::commits(&ctx.storage, bucket, &product.name)
+        .await?
+        .into_iter()
+        .find(|(_, c)| c.version == id)
+    {
+        // Published by an earlier delivery of this event: publish the event again (it may have
+        // been lost with the crash that caused the retry) and stop.
+        record.status = RunStatus::Skipped;
+        record.rows_in = commit.rows;
+        record.notes.push(format!(
+            "version `{id}` was already published; event sent again"
+        ));
+        let event = published_event(
+            product,
+            &domain.name,
+            bucket,
+            &id,
+            &commit_key,
+            &commit,
+            CheckCounts::default(),
+            "contract-check",
+        );
+        ctx.bus.publish(vec![event.event()]).await?;
+        return runs::save(&ctx.storage, bucket, record, started).await;
+    }
+
+    // Pass 1: every check on the masked data.
+    let mut checker = Checker::new(product.schema())?;
+    let mut stream = ctx.storage.read_parquet(bucket, key).await?;
+    while let Some(batch) = stream.next().await {
+        let batch = masker.apply(&batch?)?;
+        record.rows_in += batch.num_rows() as u64;
+        checker.update(&batch);
+    }
+    let report = checker.finish();
+    let (passed, failed) = report.counts();
+    record.checks = CheckCounts { passed, failed };
+
+    if !report.passed() {
+        let stem = zk.file.trim_end_matches(".parquet");
+        let base = format!(
+            "{}{}/contract-check/{stem}/",
+            Zone::Quarantine.prefix(),
+            product.name
+        );
+        let data_key = format!("{base}data.parquet");
+        let report_key = format!("{base}report.json");
+        write_report(ctx, bucket, &report_key, product, key, &report).await?;
+        ctx.storage.copy(bucket, key, &data_key).await?;
+        let failed_checks: Vec<String> = report
+            .failed()
+            .map(|c| {
+                format!(
+                    "{}: observed {} (expected {})",
+                    c.name,
+                    c.observed.map_or("-".into(), |v| v.to_string()),
+                    c.expectation
+                )
+            })
+            .collect();
+        let violation = ContractViolated {
+            domain: domain.name.clone(),
+            product: product.name.clone(),
+            contract_id: product.contract.id.clone(),
+            contract_version: product.contract.version.clone(),
+            bucket: bucket.into(),
+            input_key: key.into(),
+            quarantine_key: data_key.clone(),
+            report_key: report_key.clone(),
+            rows: record.rows_in,
+            failed_checks: failed_checks.clone(),
+            checks: record.checks,
+            run_id: id.clone(),
+        };
+        ctx.bus.publish(vec![violation.event()]).await?;
+        record.status = RunStatus::Quarantined;
+        record.quarantined = record.rows_in;
+        record.outputs = vec![data_key, report_key];
+        record.notes = failed_checks;
+        return runs::save(&ctx.storage, bucket, record, started).await;
+    }
+
+    // Pass 2: write the partitioned files, then commit.
+    let partition_columns: Vec<String> = product
+        .schema()
+        .partition_columns()
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let mut stream = ctx.storage.read_parquet(bucket, key).await?;
+    let schema = masker.schema(stream.schema())?;
+    let mut writer = PartitionedWriter::new(
+        &ctx.storage,
+        bucket,
+        &product.name,
+        &id,
+        schema,
+        &partition_columns,
+    )?;
+    while let Some(batch) = stream.next().await {
+        writer.write(&masker.apply(&batch?)?).await?;
+    }
+    let (partitions, files) = writer.finish().await?;
+    let commit = Commit {
+        version: id.clone(),
+        mode: CommitMode::Append,
+        files,
+        partitions,
+        rows: record.rows_in,
+        contract_id: product.contract.id.clone(),
+        contract_version: product.contract.version.clone(),
+        source: key.into(),
+        committed_at: Utc::now(),
+    };
+    let report_key = format!(
+        "{}_reports/{id}.json",
+        publish::product_prefix(&product.name)
+    );
+    write_report(ctx, bucket, &report_key, product, key, &report).await?;
+    match publish::commit(&ctx.storage, bucket, &product.name, &commit).await? {
+        Some(commit_key) => {
+            let event = published_event(
+                product,
+                &domain.name,
+                bucket,
+                &id,
+                &commit_key,
+                &commit,
+                record.checks,
+                "contract-check",
+            );
+            ctx.bus.publish(vec![event.event()]).await?;
+            record.status = RunStatus::Published;
+            record.rows_out = commit.rows;
+            record.outputs = commit.files.clone();
+            record.outputs.push(commit_key);
+        }
+        None => {
+            record.status = RunStatus::Skipped;
+            record.notes.push(format!(
+                "version `{id}` was committed concurrently by another delivery"
+            ));
+        }
+    }
+    runs::save(&ctx.storage, bucket, record, started).await
+}
+
+/// The `DataProductPublished` detail of a commit.
+#[allow(clippy::too_many_arguments)]
+pub fn published_event(
+    product: &Product,
+    domain: &str,
+    bucket: &str,
+    version: &str,
+    commit_key: &str,
+    commit: &Commit,
+    checks: CheckCounts,
+    stage: &str,
+) -> ProductPublished {
+    ProductPublished {
+        domain: domain.into(),
+        product: product.name.clone(),
+        stage: stage.into(),
+        contract_id: product.contract.id.clone(),
+        contract_version: product.contract.version.clone(),
+        bucket: bucket.into(),
+        location: publish::product_prefix(&product.name),
+        version: version.into(),
+        commit_key: commit_key.into(),
+        rows: commit.rows,
+        partitions: commit.partitions.clone(),
+        checks,
+        run_id: version.into(),
+    }
+}
+
+/// Stores a check report as JSON.
+pub async fn write_report(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    product: &Product,
+    input: &str,
+    report: &CheckReport,
+) -> Result<()> {
+    let body = json!({
+        "product": product.name,
+        "domain": product.domain,
+        "contract_id": product.contract.id,
+        "contract_version": product.contract.version,
+        "input": input,
+        "passed": report.passed(),
+        "report": report,
+    });
+    ctx.storage
+        .put(bucket, key, Bytes::from(serde_json::to_vec_pretty(&body)?))
+        .await?;
+    Ok(())
+}
+
+/// Applies the product's personal-data protection to batches.
+#[derive(Debug)]
+pub struct Masker {
+    methods: BTreeMap<String, MaskMethod>,
+    salt: String,
+}
+
+impl Masker {
+    /// The masks of a product: its recipe, plus a hash for every `pii` column the recipe forgot.
+    pub fn new(product: &Product, salt: &str) -> Result<Masker> {
+        let mut methods = product.mask.clone();
+        for p in &product.schema().properties {
+            if p.classification
+                .as_deref()
+                .is_some_and(|c| c.eq_ignore_ascii_case("pii"))
+            {
+                methods.entry(p.name.clone()).or_insert(MaskMethod::Hash);
+            }
+        }
+        Ok(Masker {
+            methods,
+            salt: salt.to_owned(),
+        })
+    }
+
+    /// The schema of masked batches (unchanged: masking keeps types).
+    pub fn schema(
+        &self,
+        schema: &arrow::datatypes::SchemaRef,
+    ) -> Result<arrow::datatypes::SchemaRef> {
+        for (col, method) in &self.methods {
+            if let Ok(f) = schema.field_with_name(col)
+                && *method != MaskMethod::Null
+                && f.data_type() != &arrow::datatypes::DataType::Utf8
+            {
+                return Err(Error::Config(format!(
+                    "column `{col}` is `{}`: only text columns can be hashed or redacted",
+                    f.data_type()
+                )));
+            }
+        }
+        Ok(Arc::clone(schema))
+    }
+
+    /// Masks a batch.
+    pub fn apply(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        if self.methods.is_empty() {
+            return Ok(batch.clone());
+        }
+        self.schema(&batch.schema())?;
+        let schema = batch.schema();
+        let mut columns = batch.columns().to_vec();
+        for (col, method) in &self.methods {
+            let Ok(i) = schema.index_of(col) else {
+                continue;
+            };
+            columns[i] = self.mask(&columns[i], *method);
+        }
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+
+    fn mask(&self, array: &ArrayRef, method: MaskMethod) -> ArrayRef {
+        if method == MaskMethod::Null {
+            return new_null_array(array.data_type(), array.len());
+        }
+        let strings = array.as_string::<i32>();
+        let out: StringArray = strings
+            .iter()
+            .map(|v| {
+                v.map(|v| match method {
+                    MaskMethod::Hash => hex::encode(
+                        Sha256::new()
+                            .chain_update(self.salt.as_bytes())
+                            .chain_update(v.as_bytes())
+                            .finalize(),
+                    ),
+                    MaskMethod::Redact => {
+                        let tail: String = v
+                            .chars()
+                            .rev()
+                            .take(4)
+                            .collect::<Vec<_>>()
+                            .into_iter()
+                            .rev()
+                            .collect();
+                        format!("****{tail}")
+                    }
+                    MaskMethod::Null => String::new(),
+                })
+            })
+            .collect();
+        Arc::new(out)
+    }
+}

@@ -1,0 +1,194 @@
+//! catalog-register: a published product version → its catalog table and partitions.
+//!
+//! The table is described from the contract (columns typed for Athena with their descriptions,
+//! partition keys, owner, domain, contract id and version, data classification) and written as a
+//! compare-and-swap on the table version, retried when a concurrent writer got there first.
+//! Partitions are added idempotently.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::catalog::{Column, Database, Partition, Table, athena_type};
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::events::ProductPublished;
+use crate::keys::input_id;
+use crate::mesh::Product;
+use crate::runs::{self, InputRef, RunRecord, RunStatus};
+
+/// Attempts of the compare-and-swap before giving up (and letting the invocation be retried).
+const CAS_ATTEMPTS: usize = 8;
+
+/// Registers (or updates) the table of a published product.
+pub async fn run(ctx: &Context, published: &ProductPublished) -> Result<RunRecord> {
+    let domain = ctx
+        .mesh
+        .domain(&published.domain)
+        .ok_or_else(|| Error::BadEvent(format!("no domain `{}` in the mesh", published.domain)))?;
+    let product = ctx
+        .mesh
+        .product(&published.domain, &published.product)
+        .ok_or_else(|| {
+            Error::BadEvent(format!(
+                "no product `{}.{}` in the mesh",
+                published.domain, published.product
+            ))
+        })?;
+    if domain.bucket != published.bucket {
+        return Err(Error::BadEvent(format!(
+            "bucket `{}` is not the bucket of domain `{}`",
+            published.bucket, domain.name
+        )));
+    }
+    let id = input_id(&published.bucket, &published.commit_key, "catalog");
+    let input = InputRef {
+        bucket: published.bucket.clone(),
+        key: published.commit_key.clone(),
+        version: published.version.clone(),
+    };
+    let (mut record, started) =
+        RunRecord::start(&id, "catalog-register", &domain.name, &product.name, input);
+
+    ctx.catalog
+        .ensure_database(&Database {
+            name: domain.database.clone(),
+            description: domain.description.clone(),
+        })
+        .await?;
+    let location = ctx.storage.url(&published.bucket, &published.location);
+    let mut desired = table_for(product, &domain.database, &location)?;
+    desired
+        .parameters
+        .insert("last_publish".into(), chrono::Utc::now().to_rfc3339());
+    desired
+        .parameters
+        .insert("last_version".into(), published.version.clone());
+    desired.parameters.insert(
+        "quality_status".into(),
+        if published.checks.failed == 0 {
+            "passed".into()
+        } else {
+            "failed".into()
+        },
+    );
+    desired
+        .parameters
+        .insert("checks_passed".into(), published.checks.passed.to_string());
+    desired
+        .parameters
+        .insert("checks_failed".into(), published.checks.failed.to_string());
+
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = ctx
+            .catalog
+            .get_table(&domain.database, &product.name)
+            .await?;
+        let expected = current.as_ref().map_or(0, |t| t.version);
+        desired.version = expected;
+        match ctx.catalog.put_table(&desired, expected).await {
+            Ok(()) => break,
+            Err(Error::Conflict(why)) if attempt < CAS_ATTEMPTS => {
+                tracing::info!(table = %product.name, attempt, %why, "catalog update lost a race; retrying");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let partitions: Vec<Partition> = published
+        .partitions
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| Partition {
+            values: p
+                .trim_end_matches('/')
+                .split('/')
+                .map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v).to_owned())
+                .collect(),
+            location: format!("{location}{p}"),
+        })
+        .collect();
+    let added = ctx
+        .catalog
+        .add_partitions(&domain.database, &product.name, &partitions)
+        .await?;
+    record.status = RunStatus::Succeeded;
+    record.rows_in = published.rows;
+    record
+        .outputs
+        .push(format!("catalog:{}.{}", domain.database, product.name));
+    record
+        .notes
+        .push(format!("{added} new partitions of {}", partitions.len()));
+    runs::save(&ctx.storage, &published.bucket, record, started).await
+}
+
+/// The catalog table of a product, from its contract.
+pub fn table_for(product: &Product, database: &str, location: &str) -> Result<Table> {
+    let object = product.schema();
+    let schema = object.arrow_schema()?;
+    let partition_names: BTreeSet<&str> = object
+        .partition_columns()
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    let mut columns = Vec::new();
+    let mut partition_keys = Vec::new();
+    for (field, prop) in schema.fields().iter().zip(&object.properties) {
+        let column = Column {
+            name: field.name().clone(),
+            data_type: athena_type(field.data_type())?,
+            comment: prop.description.clone(),
+        };
+        if !partition_names.contains(prop.name.as_str()) {
+            columns.push(column);
+        }
+    }
+    for prop in object.partition_columns() {
+        let dt = prop.data_type()?;
+        // Timestamps partition by their UTC day.
+        let data_type = if matches!(dt, arrow::datatypes::DataType::Timestamp(_, _)) {
+            "date".into()
+        } else {
+            athena_type(&dt)?
+        };
+        partition_keys.push(Column {
+            name: prop.name.clone(),
+            data_type,
+            comment: prop.description.clone(),
+        });
+    }
+    let contract = &product.contract;
+    let classes: BTreeSet<&str> = object
+        .properties
+        .iter()
+        .filter_map(|p| p.classification.as_deref())
+        .collect();
+    let mut parameters = BTreeMap::new();
+    parameters.insert("classification".into(), "parquet".into());
+    parameters.insert(
+        "owner".into(),
+        contract.owner().unwrap_or("unknown").to_owned(),
+    );
+    parameters.insert("domain".into(), product.domain.clone());
+    parameters.insert("product".into(), product.name.clone());
+    parameters.insert("contract_id".into(), contract.id.clone());
+    parameters.insert("contract_version".into(), contract.version.clone());
+    parameters.insert(
+        "data_classification".into(),
+        classes.into_iter().collect::<Vec<_>>().join(","),
+    );
+    Ok(Table {
+        database: database.into(),
+        name: product.name.clone(),
+        description: contract
+            .description
+            .purpose
+            .clone()
+            .or_else(|| object.description.clone()),
+        location: location.into(),
+        columns,
+        partition_keys,
+        parameters,
+        version: 0,
+    })
+}

@@ -1,0 +1,478 @@
+//! The object storage port.
+//!
+//! The data path goes through [`object_store`]: one store per bucket, local directories when
+//! embedded and S3 on AWS. [`Storage`] adds what a pipeline needs on top: Parquet streams in and
+//! out, conditional writes for commits, and, when embedded, the `Object Created` notifications
+//! that S3 would send to EventBridge.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::TryStreamExt;
+use futures::future::BoxFuture;
+use object_store::buffered::BufWriter;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::{
+    AsyncFileReader, MetadataSuffixFetch, ParquetRecordBatchStream,
+};
+use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::properties::WriterProperties;
+
+use crate::bus::EventBus;
+use crate::error::{Error, Result};
+use crate::events::ObjectCreated;
+
+/// Gives the object store of a bucket.
+pub trait Buckets: Send + Sync + std::fmt::Debug {
+    /// The store holding `bucket`'s objects.
+    fn store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>>;
+    /// URL of an object, as a reader outside Tessera names it (`s3://bucket/key`).
+    fn url(&self, bucket: &str, key: &str) -> String {
+        format!("s3://{bucket}/{key}")
+    }
+}
+
+/// Buckets as folders of a local directory, the warehouse.
+#[derive(Debug)]
+pub struct LocalBuckets {
+    root: PathBuf,
+    stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+}
+
+impl LocalBuckets {
+    /// Buckets under `root`, created on first use.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalBuckets {
+            root: root.into(),
+            stores: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The warehouse directory.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+}
+
+impl Buckets for LocalBuckets {
+    fn store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+        validate_bucket(bucket)?;
+        let mut stores = self
+            .stores
+            .lock()
+            .map_err(|_| Error::Internal("bucket map poisoned".into()))?;
+        if let Some(s) = stores.get(bucket) {
+            return Ok(Arc::clone(s));
+        }
+        let dir = self.root.join(bucket);
+        std::fs::create_dir_all(&dir)?;
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true));
+        stores.insert(bucket.to_owned(), Arc::clone(&store));
+        Ok(store)
+    }
+}
+
+/// S3 bucket naming rules, so a bucket name can never climb out of the warehouse.
+pub fn validate_bucket(bucket: &str) -> Result<()> {
+    let ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && !bucket.contains("..")
+        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadEvent(format!(
+            "`{}` is not a valid bucket name",
+            bucket.escape_debug()
+        )))
+    }
+}
+
+/// What was written.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Entity tag.
+    pub etag: Option<String>,
+}
+
+/// The object storage port.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    buckets: Arc<dyn Buckets>,
+    notify: Option<Arc<dyn EventBus>>,
+}
+
+/// Rows per record batch on every data path.
+pub const BATCH_ROWS: usize = 8192;
+
+impl Storage {
+    /// Storage over `buckets`; when `notify` is set every write publishes S3's `Object Created`
+    /// event there (the embedded stand-in for S3 → EventBridge notifications).
+    pub fn new(buckets: Arc<dyn Buckets>, notify: Option<Arc<dyn EventBus>>) -> Self {
+        Storage { buckets, notify }
+    }
+
+    /// The object store of a bucket.
+    pub fn store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+        self.buckets.store(bucket)
+    }
+
+    /// URL of an object for readers outside Tessera.
+    pub fn url(&self, bucket: &str, key: &str) -> String {
+        self.buckets.url(bucket, key)
+    }
+
+    async fn notify(&self, written: &Written) -> Result<()> {
+        if let Some(bus) = &self.notify {
+            bus.publish(vec![ObjectCreated::event(
+                &written.bucket,
+                &written.key,
+                written.size,
+                written.etag.clone(),
+            )])
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a small object whole.
+    pub async fn put(&self, bucket: &str, key: &str, data: Bytes) -> Result<Written> {
+        let size = data.len() as u64;
+        let r = self
+            .store(bucket)?
+            .put(&Path::from(key), PutPayload::from(data))
+            .await?;
+        let w = Written {
+            bucket: bucket.into(),
+            key: key.into(),
+            size,
+            etag: r.e_tag,
+        };
+        self.notify(&w).await?;
+        Ok(w)
+    }
+
+    /// Writes an object only if no object has the key: `Ok(None)` when one already exists.
+    /// Commits use this so each is made exactly once.
+    pub async fn put_if_absent(
+        &self,
+        bucket: &str,
+        key: &str,
+        data: Bytes,
+    ) -> Result<Option<Written>> {
+        let size = data.len() as u64;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store(bucket)?
+            .put_opts(&Path::from(key), PutPayload::from(data), opts)
+            .await
+        {
+            Ok(r) => {
+                let w = Written {
+                    bucket: bucket.into(),
+                    key: key.into(),
+                    size,
+                    etag: r.e_tag,
+                };
+                self.notify(&w).await?;
+                Ok(Some(w))
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads a small object whole.
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Bytes> {
+        Ok(self
+            .store(bucket)?
+            .get(&Path::from(key))
+            .await?
+            .bytes()
+            .await?)
+    }
+
+    /// Reads a small object whole, `None` when it does not exist.
+    pub async fn get_opt(&self, bucket: &str, key: &str) -> Result<Option<Bytes>> {
+        match self.get(bucket, key).await {
+            Ok(b) => Ok(Some(b)),
+            Err(Error::Storage(object_store::Error::NotFound { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Size and tag of an object.
+    pub async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
+        Ok(self.store(bucket)?.head(&Path::from(key)).await?)
+    }
+
+    /// Objects under a prefix, sorted by key.
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let prefix = Path::from(prefix.trim_end_matches('/'));
+        let mut all: Vec<ObjectMeta> = self
+            .store(bucket)?
+            .list(Some(&prefix))
+            .try_collect()
+            .await?;
+        all.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(all)
+    }
+
+    /// Copies an object within a bucket.
+    pub async fn copy(&self, bucket: &str, from: &str, to: &str) -> Result<Written> {
+        let store = self.store(bucket)?;
+        store.copy(&Path::from(from), &Path::from(to)).await?;
+        let meta = store.head(&Path::from(to)).await?;
+        let w = Written {
+            bucket: bucket.into(),
+            key: to.into(),
+            size: meta.size,
+            etag: meta.e_tag,
+        };
+        self.notify(&w).await?;
+        Ok(w)
+    }
+
+    /// Streams an object's bytes, for readers that parse as they go.
+    pub async fn get_stream(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<futures::stream::BoxStream<'static, object_store::Result<Bytes>>> {
+        Ok(self
+            .store(bucket)?
+            .get(&Path::from(key))
+            .await?
+            .into_stream())
+    }
+
+    /// Streams a Parquet object as record batches. A file that is not Parquet is bad input.
+    pub async fn read_parquet(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<ParquetRecordBatchStream<ObjectReader>> {
+        let reader = ObjectReader {
+            store: self.store(bucket)?,
+            path: Path::from(key),
+        };
+        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .map_err(|e| {
+                Error::bad_input(
+                    format!("{bucket}/{key}"),
+                    format!("not a readable Parquet file: {e}"),
+                )
+            })?;
+        Ok(builder.with_batch_size(BATCH_ROWS).build()?)
+    }
+
+    /// Opens a streaming writer for a text object (NDJSON quarantine files, reports).
+    pub fn write_text(&self, bucket: &str, key: &str) -> Result<TextSink> {
+        let inner = object_store::buffered::BufWriter::new(self.store(bucket)?, Path::from(key));
+        Ok(TextSink {
+            inner,
+            storage: self.clone(),
+            bucket: bucket.into(),
+            key: key.into(),
+        })
+    }
+
+    /// Opens a streaming Parquet writer (multipart upload underneath).
+    pub fn write_parquet(&self, bucket: &str, key: &str, schema: SchemaRef) -> Result<ParquetSink> {
+        let writer = BufWriter::new(self.store(bucket)?, Path::from(key));
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+            .set_max_row_group_row_count(Some(128 * 1024))
+            .build();
+        let inner = AsyncArrowWriter::try_new(writer, schema, Some(props))?;
+        Ok(ParquetSink {
+            inner,
+            storage: self.clone(),
+            bucket: bucket.into(),
+            key: key.into(),
+            rows: 0,
+        })
+    }
+}
+
+/// A Parquet object being written; [`ParquetSink::finish`] completes it and notifies.
+pub struct ParquetSink {
+    inner: AsyncArrowWriter<BufWriter>,
+    storage: Storage,
+    bucket: String,
+    key: String,
+    rows: u64,
+}
+
+impl std::fmt::Debug for ParquetSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetSink")
+            .field("bucket", &self.bucket)
+            .field("key", &self.key)
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+impl ParquetSink {
+    /// Appends a batch.
+    pub async fn write(&mut self, batch: &arrow::record_batch::RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        self.inner.write(batch).await?;
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Key being written.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Completes the upload.
+    pub async fn finish(self) -> Result<Written> {
+        self.inner.close().await?;
+        let meta = self.storage.head(&self.bucket, &self.key).await?;
+        let w = Written {
+            bucket: self.bucket,
+            key: self.key,
+            size: meta.size,
+            etag: meta.e_tag,
+        };
+        self.storage.notify(&w).await?;
+        Ok(w)
+    }
+}
+
+/// A text object being written line by line (multipart underneath).
+#[derive(Debug)]
+pub struct TextSink {
+    inner: object_store::buffered::BufWriter,
+    storage: Storage,
+    bucket: String,
+    key: String,
+}
+
+impl TextSink {
+    /// Appends bytes.
+    pub async fn write(&mut self, data: &[u8]) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.inner.write_all(data).await?;
+        Ok(())
+    }
+
+    /// Completes the upload.
+    pub async fn finish(mut self) -> Result<Written> {
+        use tokio::io::AsyncWriteExt;
+        self.inner.shutdown().await?;
+        let meta = self.storage.head(&self.bucket, &self.key).await?;
+        let w = Written {
+            bucket: self.bucket,
+            key: self.key,
+            size: meta.size,
+            etag: meta.e_tag,
+        };
+        self.storage.notify(&w).await?;
+        Ok(w)
+    }
+}
+
+/// Reads Parquet from an object store with ranged GETs: the footer first, then only the column
+/// chunks a reader asks for.
+#[derive(Debug, Clone)]
+pub struct ObjectReader {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+}
+
+fn parquet_err(e: object_store::Error) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for ObjectReader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(parquet_err)
+        }
+        .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(parquet_err)
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let metadata = ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .load_via_suffix_and_finish(self)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}
+
+impl MetadataSuffixFetch for &mut ObjectReader {
+    fn fetch_suffix(&mut self, suffix: usize) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        let options = GetOptions {
+            range: Some(GetRange::Suffix(suffix as u64)),
+            ..Default::default()
+        };
+        async move {
+            self.store
+                .get_opts(&self.path, options)
+                .await
+                .map_err(parquet_err)?
+                .bytes()
+                .await
+                .map_err(parquet_err)
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,696 @@
+//! Turning text and JSON values into typed Arrow columns, one row at a time.
+//!
+//! A row is first parsed into [`Cell`]s; only when every cell of the row parsed is it appended
+//! to the column builders. A row that fails is therefore never half-written: it goes to
+//! quarantine whole, with the column and the reason.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder, ListArray,
+    StringBuilder, StructArray, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+    UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
+};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, TimeUnit};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde_json::Value;
+
+/// How to read values of one column.
+#[derive(Debug, Clone)]
+pub struct ColumnSpec {
+    /// Column name.
+    pub name: String,
+    /// Target type.
+    pub data_type: DataType,
+    /// Zone of timestamps written without an offset (contract `defaultTimezone`; UTC if none).
+    pub timezone: Option<Tz>,
+    /// chrono format converted from the contract's `format`, tried first for dates and times.
+    pub format: Option<String>,
+}
+
+/// A parsed value, ready to append.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// Null.
+    Null,
+    /// Text.
+    Str(String),
+    /// Boolean.
+    Bool(bool),
+    /// Any signed integer (range checked for the column type).
+    Int(i64),
+    /// Any unsigned integer.
+    UInt(u64),
+    /// Floating point.
+    Float(f64),
+    /// Decimal mantissa at the column's scale.
+    Decimal(i128),
+    /// Days since the epoch.
+    Date(i32),
+    /// Microseconds since the epoch, UTC.
+    Timestamp(i64),
+    /// Microseconds since midnight.
+    Time(i64),
+    /// List items.
+    List(Vec<Cell>),
+    /// Struct fields in declared order.
+    Struct(Vec<Cell>),
+}
+
+/// Parses a text value (CSV) into a cell of the spec's type. Blank text is null.
+pub fn parse_text(spec: &ColumnSpec, text: &str) -> Result<Cell, String> {
+    parse_str(&spec.data_type, text, spec)
+}
+
+fn parse_str(dt: &DataType, text: &str, spec: &ColumnSpec) -> Result<Cell, String> {
+    if let DataType::Utf8 = dt {
+        return Ok(if text.is_empty() {
+            Cell::Null
+        } else {
+            Cell::Str(text.to_owned())
+        });
+    }
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(Cell::Null);
+    }
+    let fail = |what: &str| Err(format!("cannot read `{}` as {what}", shorten(t)));
+    match dt {
+        DataType::Boolean => match t.to_ascii_lowercase().as_str() {
+            "true" | "t" | "yes" | "y" | "1" => Ok(Cell::Bool(true)),
+            "false" | "f" | "no" | "n" | "0" => Ok(Cell::Bool(false)),
+            _ => fail("a boolean"),
+        },
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+            match t.parse::<i64>() {
+                Ok(v) => int_in_range(dt, v),
+                Err(_) => fail(&format!("an integer ({dt})")),
+            }
+        }
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            match t.parse::<u64>() {
+                Ok(v) => uint_in_range(dt, v),
+                Err(_) => fail(&format!("an unsigned integer ({dt})")),
+            }
+        }
+        DataType::Float32 | DataType::Float64 => match t.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(Cell::Float(v)),
+            _ => fail("a number"),
+        },
+        DataType::Decimal128(p, s) => parse_decimal(t, *p, *s).map(Cell::Decimal),
+        DataType::Date32 => parse_date(t, spec)
+            .map(Cell::Date)
+            .ok_or_else(|| format!("cannot read `{}` as a date", shorten(t))),
+        DataType::Timestamp(_, _) => parse_timestamp(t, spec)
+            .map(Cell::Timestamp)
+            .ok_or_else(|| format!("cannot read `{}` as a timestamp", shorten(t))),
+        DataType::Time64(_) => NaiveTime::parse_from_str(t, "%H:%M:%S%.f")
+            .or_else(|_| NaiveTime::parse_from_str(t, "%H:%M"))
+            .map(|v| Cell::Time(time_micros(v)))
+            .map_err(|_| format!("cannot read `{}` as a time", shorten(t))),
+        DataType::List(_) | DataType::Struct(_) => match serde_json::from_str::<Value>(t) {
+            Ok(v) => parse_json_as(dt, &v, spec),
+            Err(e) => Err(format!("cannot read `{}` as JSON: {e}", shorten(t))),
+        },
+        other => Err(format!("type `{other}` is not supported for ingest")),
+    }
+}
+
+/// Parses a JSON value (NDJSON) into a cell of the spec's type.
+pub fn parse_json(spec: &ColumnSpec, value: &Value) -> Result<Cell, String> {
+    parse_json_as(&spec.data_type, value, spec)
+}
+
+fn parse_json_as(dt: &DataType, value: &Value, spec: &ColumnSpec) -> Result<Cell, String> {
+    match (dt, value) {
+        (_, Value::Null) => Ok(Cell::Null),
+        (DataType::Utf8, Value::String(s)) => parse_str(dt, s, spec),
+        (DataType::Utf8, other) => Ok(Cell::Str(other.to_string())),
+        (DataType::List(item), Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                parse_json_as(item.data_type(), v, spec).map_err(|e| format!("item {i}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Cell::List),
+        (DataType::Struct(fields), Value::Object(map)) => fields
+            .iter()
+            .map(|f| {
+                let v = map.get(f.name()).unwrap_or(&Value::Null);
+                parse_json_as(f.data_type(), v, spec)
+                    .map_err(|e| format!("field `{}`: {e}", f.name()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Cell::Struct),
+        (DataType::List(_) | DataType::Struct(_), Value::String(s)) => parse_str(dt, s, spec),
+        (DataType::Decimal128(p, s), Value::Number(n)) => {
+            let f = n
+                .as_f64()
+                .ok_or_else(|| format!("number `{n}` out of range"))?;
+            let scaled = (f * 10f64.powi(i32::from(*s))).round();
+            let max = 10f64.powi(i32::from(*p));
+            if scaled.abs() >= max {
+                return Err(format!("`{n}` does not fit decimal({p},{s})"));
+            }
+            Ok(Cell::Decimal(scaled as i128))
+        }
+        (DataType::Float32 | DataType::Float64, Value::Number(n)) => n
+            .as_f64()
+            .map(Cell::Float)
+            .ok_or_else(|| format!("number `{n}` out of range")),
+        (
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64,
+            Value::Number(n),
+        ) => n
+            .as_i64()
+            .ok_or_else(|| format!("`{n}` is not an integer"))
+            .and_then(|v| int_in_range(dt, v)),
+        (
+            DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64,
+            Value::Number(n),
+        ) => n
+            .as_u64()
+            .ok_or_else(|| format!("`{n}` is not an unsigned integer"))
+            .and_then(|v| uint_in_range(dt, v)),
+        (DataType::Timestamp(_, _), Value::Number(n)) => n
+            .as_i64()
+            .and_then(|s| s.checked_mul(1_000_000))
+            .map(Cell::Timestamp)
+            .ok_or_else(|| format!("`{n}` is not epoch seconds")),
+        (DataType::Boolean, Value::Bool(b)) => Ok(Cell::Bool(*b)),
+        (_, Value::String(s)) => parse_str(dt, s, spec),
+        (_, Value::Number(n)) => parse_str(dt, &n.to_string(), spec),
+        (_, Value::Bool(b)) => parse_str(dt, &b.to_string(), spec),
+        (dt, other) => Err(format!("a JSON {} cannot be {dt}", json_kind(other))),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn shorten(s: &str) -> String {
+    if s.chars().count() > 40 {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    } else {
+        s.to_owned()
+    }
+}
+
+fn int_in_range(dt: &DataType, v: i64) -> Result<Cell, String> {
+    let (lo, hi) = match dt {
+        DataType::Int8 => (i64::from(i8::MIN), i64::from(i8::MAX)),
+        DataType::Int16 => (i64::from(i16::MIN), i64::from(i16::MAX)),
+        DataType::Int32 => (i64::from(i32::MIN), i64::from(i32::MAX)),
+        _ => (i64::MIN, i64::MAX),
+    };
+    if (lo..=hi).contains(&v) {
+        Ok(Cell::Int(v))
+    } else {
+        Err(format!("`{v}` does not fit {dt}"))
+    }
+}
+
+fn uint_in_range(dt: &DataType, v: u64) -> Result<Cell, String> {
+    let hi = match dt {
+        DataType::UInt8 => u64::from(u8::MAX),
+        DataType::UInt16 => u64::from(u16::MAX),
+        DataType::UInt32 => u64::from(u32::MAX),
+        _ => u64::MAX,
+    };
+    if v <= hi {
+        Ok(Cell::UInt(v))
+    } else {
+        Err(format!("`{v}` does not fit {dt}"))
+    }
+}
+
+/// Parses an exact decimal. More fraction digits than the scale is an error, never a silent
+/// rounding of text the source wrote.
+pub fn parse_decimal(t: &str, precision: u8, scale: i8) -> Result<i128, String> {
+    let bad = || {
+        format!(
+            "cannot read `{}` as decimal({precision},{scale})",
+            shorten(t)
+        )
+    };
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let scale_u = usize::try_from(scale.max(0)).unwrap_or(0);
+    let frac_trimmed = frac.trim_end_matches('0');
+    if frac_trimmed.len() > scale_u {
+        return Err(format!(
+            "`{}` has more than {scale} decimal places",
+            shorten(t)
+        ));
+    }
+    let int = int.trim_start_matches('0');
+    if int.len() + scale_u > usize::from(precision) {
+        return Err(format!(
+            "`{}` does not fit decimal({precision},{scale})",
+            shorten(t)
+        ));
+    }
+    let mut text = String::with_capacity(int.len() + scale_u);
+    text.push_str(int);
+    text.push_str(frac_trimmed);
+    text.extend(std::iter::repeat_n('0', scale_u - frac_trimmed.len()));
+    let v: i128 = if text.is_empty() {
+        0
+    } else {
+        text.parse().map_err(|_| bad())?
+    };
+    Ok(if neg { -v } else { v })
+}
+
+fn time_micros(t: NaiveTime) -> i64 {
+    use chrono::Timelike;
+    i64::from(t.num_seconds_from_midnight()) * 1_000_000 + i64::from(t.nanosecond() / 1000)
+}
+
+fn parse_date(t: &str, spec: &ColumnSpec) -> Option<i32> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    let date = spec
+        .format
+        .as_deref()
+        .and_then(|f| NaiveDate::parse_from_str(t, f).ok())
+        .or_else(|| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
+        .or_else(|| {
+            parse_timestamp(t, spec)
+                .and_then(DateTime::from_timestamp_micros)
+                .map(|d| d.date_naive())
+        })?;
+    i32::try_from((date - epoch).num_days()).ok()
+}
+
+const NAIVE_FORMATS: [&str; 4] = [
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+];
+const OFFSET_FORMATS: [&str; 2] = ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"];
+
+/// Parses a timestamp to UTC microseconds: the contract's format, RFC 3339, ISO 8601 with or
+/// without offset (no offset = the column's time zone, else UTC), a date alone, or epoch
+/// seconds (9 to 11 digits) or milliseconds (12 or 13).
+pub fn parse_timestamp(t: &str, spec: &ColumnSpec) -> Option<i64> {
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        let v: i64 = t.parse().ok()?;
+        return match t.len() {
+            9..=11 => v.checked_mul(1_000_000),
+            12 | 13 => v.checked_mul(1_000),
+            _ => None,
+        };
+    }
+    let in_zone = |n: NaiveDateTime| -> Option<i64> {
+        match spec.timezone {
+            Some(tz) => tz
+                .from_local_datetime(&n)
+                .earliest()
+                .map(|d| d.with_timezone(&Utc).timestamp_micros()),
+            None => Some(n.and_utc().timestamp_micros()),
+        }
+    };
+    if let Some(f) = spec.format.as_deref() {
+        if let Ok(d) = DateTime::parse_from_str(t, f) {
+            return Some(d.with_timezone(&Utc).timestamp_micros());
+        }
+        if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
+            return in_zone(n);
+        }
+    }
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Some(d.with_timezone(&Utc).timestamp_micros());
+    }
+    for f in OFFSET_FORMATS {
+        if let Ok(d) = DateTime::parse_from_str(t, f) {
+            return Some(d.with_timezone(&Utc).timestamp_micros());
+        }
+    }
+    for f in NAIVE_FORMATS {
+        if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
+            return in_zone(n);
+        }
+    }
+    NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| in_zone(d.and_time(NaiveTime::MIN)))
+}
+
+/// Converts the common JDK `DateTimeFormatter` letters of ODCS formats to chrono's.
+pub fn jdk_to_chrono(format: &str) -> String {
+    let mut out = format.to_owned();
+    for (jdk, chrono) in [
+        ("yyyy", "%Y"),
+        ("MM", "%m"),
+        ("dd", "%d"),
+        ("HH", "%H"),
+        ("mm", "%M"),
+        ("ss", "%S"),
+        ("SSSSSS", "%6f"),
+        ("SSS", "%3f"),
+        ("XXX", "%:z"),
+        ("Z", "%z"),
+    ] {
+        out = out.replace(jdk, chrono);
+    }
+    out
+}
+
+/// Builds one column from cells.
+#[derive(Debug)]
+pub struct ColumnBuilder {
+    field: FieldRef,
+    kind: Kind,
+}
+
+enum Kind {
+    Leaf(Box<dyn ArrayBuilder>),
+    List {
+        item: Box<ColumnBuilder>,
+        offsets: Vec<i32>,
+        valid: Vec<bool>,
+    },
+    Struct {
+        children: Vec<ColumnBuilder>,
+        valid: Vec<bool>,
+    },
+}
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kind::Leaf(b) => write!(f, "Leaf({} values)", b.len()),
+            Kind::List { item, .. } => f.debug_tuple("List").field(item).finish(),
+            Kind::Struct { children, .. } => f.debug_tuple("Struct").field(children).finish(),
+        }
+    }
+}
+
+impl ColumnBuilder {
+    /// A builder for a field.
+    pub fn new(field: FieldRef) -> Result<Self, String> {
+        let kind = match field.data_type() {
+            DataType::List(item) => Kind::List {
+                item: Box::new(ColumnBuilder::new(Arc::clone(item))?),
+                offsets: vec![0],
+                valid: Vec::new(),
+            },
+            DataType::Struct(fields) => Kind::Struct {
+                children: fields
+                    .iter()
+                    .map(|f| ColumnBuilder::new(Arc::clone(f)))
+                    .collect::<Result<_, _>>()?,
+                valid: Vec::new(),
+            },
+            DataType::Utf8 => Kind::Leaf(Box::new(StringBuilder::new())),
+            DataType::Boolean => Kind::Leaf(Box::new(BooleanBuilder::new())),
+            DataType::Int8 => Kind::Leaf(Box::new(Int8Builder::new())),
+            DataType::Int16 => Kind::Leaf(Box::new(Int16Builder::new())),
+            DataType::Int32 => Kind::Leaf(Box::new(Int32Builder::new())),
+            DataType::Int64 => Kind::Leaf(Box::new(Int64Builder::new())),
+            DataType::UInt8 => Kind::Leaf(Box::new(UInt8Builder::new())),
+            DataType::UInt16 => Kind::Leaf(Box::new(UInt16Builder::new())),
+            DataType::UInt32 => Kind::Leaf(Box::new(UInt32Builder::new())),
+            DataType::UInt64 => Kind::Leaf(Box::new(UInt64Builder::new())),
+            DataType::Float32 => Kind::Leaf(Box::new(Float32Builder::new())),
+            DataType::Float64 => Kind::Leaf(Box::new(Float64Builder::new())),
+            DataType::Decimal128(p, s) => Kind::Leaf(Box::new(
+                Decimal128Builder::new()
+                    .with_precision_and_scale(*p, *s)
+                    .map_err(|e| e.to_string())?,
+            )),
+            DataType::Date32 => Kind::Leaf(Box::new(Date32Builder::new())),
+            DataType::Timestamp(TimeUnit::Microsecond, tz) => Kind::Leaf(Box::new(
+                TimestampMicrosecondBuilder::new().with_timezone_opt(tz.clone()),
+            )),
+            DataType::Time64(TimeUnit::Microsecond) => {
+                Kind::Leaf(Box::new(Time64MicrosecondBuilder::new()))
+            }
+            other => return Err(format!("type `{other}` is not supported for ingest")),
+        };
+        Ok(ColumnBuilder { field, kind })
+    }
+
+    /// Appends a cell parsed for this column's type. A cell of another shape appends null:
+    /// callers only pass cells that [`parse_text`]/[`parse_json`] made for this type.
+    pub fn append(&mut self, cell: &Cell) {
+        match &mut self.kind {
+            Kind::List {
+                item,
+                offsets,
+                valid,
+            } => {
+                let last = offsets.last().copied().unwrap_or(0);
+                if let Cell::List(items) = cell {
+                    for i in items {
+                        item.append(i);
+                    }
+                    offsets.push(last + items.len() as i32);
+                    valid.push(true);
+                } else {
+                    offsets.push(last);
+                    valid.push(false);
+                }
+            }
+            Kind::Struct { children, valid } => {
+                if let Cell::Struct(values) = cell {
+                    for (c, v) in children.iter_mut().zip(values) {
+                        c.append(v);
+                    }
+                    valid.push(true);
+                } else {
+                    for c in children.iter_mut() {
+                        c.append(&Cell::Null);
+                    }
+                    valid.push(false);
+                }
+            }
+            Kind::Leaf(b) => append_leaf(b.as_mut(), cell),
+        }
+    }
+
+    /// The column built so far; the builder is reset.
+    pub fn finish(&mut self) -> ArrayRef {
+        match &mut self.kind {
+            Kind::Leaf(b) => b.finish(),
+            Kind::List {
+                item,
+                offsets,
+                valid,
+            } => {
+                let values = item.finish();
+                let offs = OffsetBuffer::new(std::mem::replace(offsets, vec![0]).into());
+                let nulls = NullBuffer::from(std::mem::take(valid));
+                let DataType::List(f) = self.field.data_type() else {
+                    return values;
+                };
+                Arc::new(ListArray::new(Arc::clone(f), offs, values, Some(nulls)))
+            }
+            Kind::Struct { children, valid } => {
+                let arrays: Vec<ArrayRef> =
+                    children.iter_mut().map(ColumnBuilder::finish).collect();
+                let nulls = NullBuffer::from(std::mem::take(valid));
+                let DataType::Struct(fields) = self.field.data_type() else {
+                    return Arc::new(StructArray::new_empty_fields(0, None));
+                };
+                Arc::new(StructArray::new(fields.clone(), arrays, Some(nulls)))
+            }
+        }
+    }
+}
+
+fn append_leaf(b: &mut dyn ArrayBuilder, cell: &Cell) {
+    let any = b.as_any_mut();
+    macro_rules! put {
+        ($ty:ty, $v:expr) => {
+            if let Some(b) = any.downcast_mut::<$ty>() {
+                b.append_option($v);
+                return;
+            }
+        };
+    }
+    match cell {
+        Cell::Str(s) => put!(StringBuilder, Some(s.as_str())),
+        Cell::Bool(v) => put!(BooleanBuilder, Some(*v)),
+        Cell::Int(v) => {
+            put!(Int64Builder, Some(*v));
+            put!(Int32Builder, i32::try_from(*v).ok());
+            put!(Int16Builder, i16::try_from(*v).ok());
+            put!(Int8Builder, i8::try_from(*v).ok());
+        }
+        Cell::UInt(v) => {
+            put!(UInt64Builder, Some(*v));
+            put!(UInt32Builder, u32::try_from(*v).ok());
+            put!(UInt16Builder, u16::try_from(*v).ok());
+            put!(UInt8Builder, u8::try_from(*v).ok());
+        }
+        Cell::Float(v) => {
+            put!(Float64Builder, Some(*v));
+            put!(Float32Builder, Some(*v as f32));
+        }
+        Cell::Decimal(v) => put!(Decimal128Builder, Some(*v)),
+        Cell::Date(v) => put!(Date32Builder, Some(*v)),
+        Cell::Timestamp(v) => put!(TimestampMicrosecondBuilder, Some(*v)),
+        Cell::Time(v) => put!(Time64MicrosecondBuilder, Some(*v)),
+        Cell::Null | Cell::List(_) | Cell::Struct(_) => {}
+    }
+    append_null(any);
+}
+
+fn append_null(any: &mut dyn std::any::Any) {
+    macro_rules! null {
+        ($($ty:ty),*) => {
+            $(if let Some(b) = any.downcast_mut::<$ty>() { b.append_null(); return; })*
+        };
+    }
+    null!(
+        StringBuilder,
+        BooleanBuilder,
+        Int8Builder,
+        Int16Builder,
+        Int32Builder,
+        Int64Builder,
+        UInt8Builder,
+        UInt16Builder,
+        UInt32Builder,
+        UInt64Builder,
+        Float32Builder,
+        Float64Builder,
+        Decimal128Builder,
+        Date32Builder,
+        TimestampMicrosecondBuilder,
+        Time64MicrosecondBuilder
+    );
+}
+
+/// The schema every zone before publishing uses: the contract's columns, all nullable, so a
+/// missing required value is a row to quarantine rather than a write error.
+pub fn nullable_fields(fields: &Fields) -> Fields {
+    fields.iter().map(|f| Arc::new(relax(f))).collect()
+}
+
+fn relax(f: &Field) -> Field {
+    let dt = match f.data_type() {
+        DataType::List(item) => DataType::List(Arc::new(relax(item))),
+        DataType::Struct(fields) => DataType::Struct(nullable_fields(fields)),
+        other => other.clone(),
+    };
+    Field::new(f.name(), dt, true).with_metadata(f.metadata().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dt: DataType) -> ColumnSpec {
+        ColumnSpec {
+            name: "c".into(),
+            data_type: dt,
+            timezone: None,
+            format: None,
+        }
+    }
+
+    fn ts(s: &str) -> i64 {
+        DateTime::parse_from_rfc3339(s).unwrap().timestamp_micros()
+    }
+
+    #[test]
+    fn timestamps_in_many_shapes_become_utc() {
+        let s = spec(DataType::Timestamp(
+            TimeUnit::Microsecond,
+            Some("UTC".into()),
+        ));
+        for (text, expected) in [
+            ("2024-05-01T10:00:00Z", "2024-05-01T10:00:00Z"),
+            ("2024-05-01T12:00:00+02:00", "2024-05-01T10:00:00Z"),
+            ("2024-05-01 12:00:00+0200", "2024-05-01T10:00:00Z"),
+            ("2024-05-01 10:00:00", "2024-05-01T10:00:00Z"),
+            ("2024-05-01T10:00:00.123456Z", "2024-05-01T10:00:00.123456Z"),
+            ("1714557600", "2024-05-01T10:00:00Z"),
+            ("2024-05-01", "2024-05-01T00:00:00Z"),
+        ] {
+            assert_eq!(
+                parse_text(&s, text),
+                Ok(Cell::Timestamp(ts(expected))),
+                "{text}"
+            );
+        }
+        assert!(parse_text(&s, "2024-02-30 10:00:00").is_err());
+        assert!(parse_text(&s, "yesterday").is_err());
+        let paris = ColumnSpec {
+            timezone: Some(chrono_tz::Europe::Paris),
+            ..s
+        };
+        assert_eq!(
+            parse_text(&paris, "2024-05-01 12:00:00"),
+            Ok(Cell::Timestamp(ts("2024-05-01T10:00:00Z")))
+        );
+    }
+
+    #[test]
+    fn decimals_are_exact() {
+        assert_eq!(parse_decimal("12.5", 12, 2), Ok(1250));
+        assert_eq!(parse_decimal("-0.07", 12, 2), Ok(-7));
+        assert_eq!(parse_decimal("+3", 12, 2), Ok(300));
+        assert_eq!(parse_decimal("1.230", 12, 2), Ok(123));
+        assert!(parse_decimal("1.234", 12, 2).is_err());
+        assert!(parse_decimal("12345678901", 12, 2).is_err());
+        assert!(parse_decimal("1e3", 12, 2).is_err());
+        assert!(parse_decimal(".", 12, 2).is_err());
+    }
+
+    #[test]
+    fn nested_json_builds_lists_of_structs() {
+        let item = DataType::Struct(Fields::from(vec![
+            Field::new("sku", DataType::Utf8, true),
+            Field::new("qty", DataType::Int32, true),
+        ]));
+        let field = Arc::new(Field::new(
+            "items",
+            DataType::List(Arc::new(Field::new("item", item, true))),
+            true,
+        ));
+        let s = spec(field.data_type().clone());
+        let mut b = ColumnBuilder::new(Arc::clone(&field)).unwrap();
+        b.append(&parse_text(&s, r#"[{"sku":"A","qty":2},{"sku":"B"}]"#).unwrap());
+        b.append(&Cell::Null);
+        assert!(parse_text(&s, r#"[{"sku":"A","qty":"two"}]"#).is_err());
+        let array = b.finish();
+        assert_eq!(array.len(), 2);
+        assert_eq!(array.null_count(), 1);
+        let list = array.as_any().downcast_ref::<ListArray>().unwrap();
+        assert_eq!(list.value(0).len(), 2);
+    }
+
+    #[test]
+    fn integers_are_range_checked() {
+        assert_eq!(parse_text(&spec(DataType::Int8), "127"), Ok(Cell::Int(127)));
+        assert!(parse_text(&spec(DataType::Int8), "128").is_err());
+        assert!(parse_json(&spec(DataType::Int32), &serde_json::json!(1.5)).is_err());
+        assert_eq!(parse_text(&spec(DataType::Int32), "  "), Ok(Cell::Null));
+    }
+}
