@@ -1,13 +1,12 @@
 //! `tessera`: run a data mesh on one machine, lint contracts, query products.
 
-mod run;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
+use tessera_cli::{commands, output};
 use tessera_core::mesh::Mesh;
 
 /// Tessera: data products on AWS, from ODCS contracts to queryable tables.
@@ -25,6 +24,9 @@ struct Cli {
     /// Environment of the mesh file to use (default: the mesh's default).
     #[arg(long = "env", global = true, env = "TESSERA_ENV")]
     environment: Option<String>,
+    /// Warehouse folder of the embedded environment (default: the environment's).
+    #[arg(long, global = true, env = "TESSERA_WAREHOUSE")]
+    warehouse: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,7 +34,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Land the sample raw files and run every pipeline until no event is left.
-    Run,
+    Run {
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Query published products with SQL; tables are named `<domain>.<product>`.
     Query {
         /// The SQL.
@@ -61,14 +67,16 @@ enum ContractCommand {
         /// Contract files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Print results as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     tessera_core::telemetry::init_text();
-    let cli = Cli::parse();
-    match dispatch(cli).await {
+    match dispatch(Cli::parse()).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -79,10 +87,21 @@ async fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     if let Command::Contract {
-        command: ContractCommand::Lint { files },
+        command: ContractCommand::Lint { files, json },
     } = &cli.command
     {
-        return Ok(lint(files));
+        let results = commands::lint(files);
+        if *json {
+            println!("{}", serde_json::to_string_pretty(&results)?);
+        } else {
+            print!("{}", output::lint(&results));
+        }
+        let failed = results.iter().filter(|r| r.contract.is_none()).count();
+        if failed > 0 {
+            eprintln!("{failed} of {} contracts failed", results.len());
+            return Ok(ExitCode::FAILURE);
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let mesh = Arc::new(
         Mesh::load(&cli.mesh).with_context(|| format!("loading mesh `{}`", cli.mesh.display()))?,
@@ -91,44 +110,39 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         .environment
         .clone()
         .unwrap_or_else(|| mesh.default_environment.clone());
+    let emb = commands::embedded(mesh, &env, cli.warehouse.as_deref())?;
     match cli.command {
-        Command::Run => run::run(mesh, &env).await,
-        Command::Query { sql, json } => run::query(mesh, &env, &sql, json).await,
-        Command::Catalog { json } => run::catalog(mesh, &env, json).await,
-        Command::Contract { .. } => Ok(ExitCode::SUCCESS),
-    }
-}
-
-fn lint(files: &[PathBuf]) -> ExitCode {
-    let mut failed = 0;
-    for file in files {
-        let origin = file.display().to_string();
-        let result = std::fs::read(file)
-            .map_err(|e| format!("{origin}: cannot read: {e}"))
-            .and_then(|bytes| {
-                String::from_utf8(bytes).map_err(|e| {
-                    format!(
-                        "{origin}: not UTF-8 text (byte {})",
-                        e.utf8_error().valid_up_to()
-                    )
-                })
-            })
-            .and_then(|text| tessera_contract::lint(&text, &origin).map_err(|e| e.to_string()));
-        match result {
-            Ok(c) => println!("ok    {origin} ({} {})", c.id, c.version),
-            Err(e) => {
-                failed += 1;
-                println!("FAIL  {origin}");
-                for line in e.lines() {
-                    println!("      {line}");
-                }
+        Command::Run { json } => {
+            let summary = commands::run(&emb).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                println!("{}", output::run_summary(&summary));
             }
+            Ok(if summary.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
-    }
-    if failed > 0 {
-        eprintln!("{failed} of {} contracts failed", files.len());
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+        Command::Query { sql, json } => {
+            let batches = commands::query(&emb, &sql).await?;
+            if json {
+                print!("{}", output::batches_json(&batches)?);
+            } else {
+                println!("{}", output::batches(&batches)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Catalog { json } => {
+            let entries = commands::catalog(&emb).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                println!("{}", output::catalog(&entries));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Contract { .. } => Ok(ExitCode::SUCCESS),
     }
 }

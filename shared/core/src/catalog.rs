@@ -260,7 +260,7 @@ impl Catalog for FileCatalog {
             for entry in std::fs::read_dir(db.path())? {
                 let path = entry?.path();
                 let is_table = path.extension().is_some_and(|e| e == "json")
-                    && !path.file_name().is_some_and(|n| n == "_database.json");
+                    && path.file_name().is_none_or(|n| n != "_database.json");
                 if is_table {
                     let file: TableFile = serde_json::from_slice(&std::fs::read(&path)?)?;
                     out.push(file.table);
@@ -336,7 +336,7 @@ mod tests {
             location: "x".into(),
         };
         assert_eq!(
-            cat.add_partitions("sales", "orders", &[p.clone()])
+            cat.add_partitions("sales", "orders", std::slice::from_ref(&p))
                 .await
                 .unwrap(),
             1

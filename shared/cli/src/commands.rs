@@ -1,0 +1,307 @@
+//! `tessera run`, `query`, `catalog` and `contract lint`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use arrow::array::RecordBatch;
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::Serialize;
+use tessera_core::catalog::Table;
+use tessera_core::context::Embedded;
+use tessera_core::mesh::{Environment, Mesh, ProductKind};
+use tessera_core::router::{Invoker, drain};
+use tessera_core::routing::Function;
+use tessera_core::runs::{RunRecord, RunStatus, history};
+use tessera_core::{Context, function};
+
+/// Calls the function crates' handlers in process: the embedded stand-in for Lambda.
+struct Functions<'a>(&'a Context);
+
+#[async_trait]
+impl Invoker for Functions<'_> {
+    async fn invoke(
+        &self,
+        f: Function,
+        event: serde_json::Value,
+    ) -> Result<function::Outcome, function::FunctionError> {
+        match f {
+            Function::Ingest => ingest::handler(self.0, event).await,
+            Function::Clean => clean::handler(self.0, event).await,
+            Function::ContractCheck => contract_check::handler(self.0, event).await,
+            Function::Aggregate => aggregate::handler(self.0, event).await,
+            Function::CatalogRegister => catalog_register::handler(self.0, event).await,
+        }
+    }
+}
+
+/// The embedded ports of an environment; `warehouse` overrides the environment's folder.
+pub fn embedded(mesh: Arc<Mesh>, env: &str, warehouse: Option<&Path>) -> Result<Embedded> {
+    match mesh.environment(env)? {
+        Environment::Embedded {
+            warehouse: configured,
+        } => {
+            let dir = match warehouse {
+                Some(w) => w.to_path_buf(),
+                None if configured.is_absolute() => configured.clone(),
+                None => mesh.root.join(configured),
+            };
+            Ok(Context::embedded(Arc::clone(&mesh), &dir)?)
+        }
+        Environment::Aws { .. } => {
+            bail!("environment `{env}` is not embedded; this command drives the embedded pipeline")
+        }
+    }
+}
+
+/// What `tessera run` did.
+#[derive(Debug, Serialize)]
+pub struct RunSummary {
+    /// Raw files landed.
+    pub landed: usize,
+    /// Raw files already landed with the same content (not landed again).
+    pub unchanged: usize,
+    /// Events delivered to functions.
+    pub deliveries: usize,
+    /// Failed deliveries (infrastructure errors or defects), as messages.
+    pub failures: Vec<String>,
+    /// Products, from their run records.
+    pub products: Vec<ProductSummary>,
+    /// The warehouse folder.
+    pub warehouse: PathBuf,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// A product's totals over its run records.
+#[derive(Debug, Serialize)]
+pub struct ProductSummary {
+    /// `<domain>.<product>`.
+    pub name: String,
+    /// Rows read from raw files (aggregates: rows computed by the last run).
+    pub rows_in: u64,
+    /// Rows in the published product.
+    pub published: u64,
+    /// Duplicate rows and superseded versions dropped.
+    pub dropped: u64,
+    /// Rows quarantined by any stage.
+    pub quarantined: u64,
+    /// Checks passed and failed in the last contract check.
+    pub checks: Option<(usize, usize)>,
+    /// Product versions refused by the contract, and inputs refused whole.
+    pub refused: usize,
+    /// Where the product's files are.
+    pub location: PathBuf,
+    /// Time spent by all its runs.
+    pub duration_ms: u64,
+}
+
+fn sample_files(root: &Path, samples: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for s in samples {
+        let path = root.join(s);
+        if path.is_dir() {
+            let mut inner: Vec<PathBuf> = std::fs::read_dir(&path)
+                .with_context(|| format!("reading `{}`", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            inner.sort();
+            files.extend(inner);
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+/// `tessera run`: lands the sample raw files and delivers events until none is left.
+pub async fn run(emb: &Embedded) -> Result<RunSummary> {
+    let started = Instant::now();
+    let ctx = &emb.context;
+    let mesh = &ctx.mesh;
+    let (mut landed, mut unchanged) = (0, 0);
+    for (domain, product) in mesh.products() {
+        let ProductKind::Source { source, .. } = &product.kind else {
+            continue;
+        };
+        for file in sample_files(&mesh.root, &source.samples)? {
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let key = format!("raw/{}/{name}", product.name);
+            let bytes = Bytes::from(
+                std::fs::read(&file)
+                    .with_context(|| format!("reading sample `{}`", file.display()))?,
+            );
+            // Landing the same file again is a no-op, so `tessera run` can be repeated.
+            if ctx.storage.get_opt(&domain.bucket, &key).await?.as_ref() == Some(&bytes) {
+                unchanged += 1;
+                continue;
+            }
+            ctx.storage.put(&domain.bucket, &key, bytes).await?;
+            landed += 1;
+        }
+    }
+    let deliveries = drain(&emb.bus, &Functions(ctx), 100_000)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let failures = deliveries
+        .iter()
+        .filter_map(|d| {
+            d.result.as_ref().err().map(|e| {
+                format!(
+                    "{} failed ({}): {}",
+                    d.function.name(),
+                    e.error_type(),
+                    e.message
+                )
+            })
+        })
+        .collect();
+    Ok(RunSummary {
+        landed,
+        unchanged,
+        deliveries: deliveries.len(),
+        failures,
+        products: products(emb).await?,
+        warehouse: emb.warehouse.clone(),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Per-product totals from the run records.
+pub async fn products(emb: &Embedded) -> Result<Vec<ProductSummary>> {
+    let ctx = &emb.context;
+    let mut out = Vec::new();
+    for (domain, product) in ctx.mesh.products() {
+        let (stages, publisher): (&[&str], &str) = match product.kind {
+            ProductKind::Source { .. } => (
+                &["ingest", "clean", "contract-check", "catalog-register"],
+                "contract-check",
+            ),
+            ProductKind::Aggregate { .. } => (&["aggregate", "catalog-register"], "aggregate"),
+        };
+        let mut runs: Vec<RunRecord> = Vec::new();
+        for s in stages {
+            runs.extend(history(&ctx.storage, &domain.bucket, &product.name, s).await?);
+        }
+        let of = |stage: &'static str| runs.iter().filter(move |r| r.stage == stage);
+        let last = of(publisher)
+            .filter(|r| r.status != RunStatus::Skipped)
+            .max_by_key(|r| r.started_at);
+        let (rows_in, published) = match product.kind {
+            ProductKind::Source { .. } => (
+                of("ingest").map(|r| r.rows_in).sum(),
+                of(publisher)
+                    .filter(|r| r.status == RunStatus::Published)
+                    .map(|r| r.rows_out)
+                    .sum(),
+            ),
+            ProductKind::Aggregate { .. } => (
+                last.map_or(0, |r| r.rows_in),
+                last.map_or(0, |r| r.rows_out),
+            ),
+        };
+        out.push(ProductSummary {
+            name: format!("{}.{}", domain.name, product.name),
+            rows_in,
+            published,
+            dropped: of("clean").map(|r| r.dropped).sum(),
+            quarantined: runs
+                .iter()
+                .filter(|r| r.stage != "catalog-register")
+                .map(|r| r.quarantined)
+                .sum(),
+            checks: last.map(|r| (r.checks.passed, r.checks.failed)),
+            refused: runs
+                .iter()
+                .filter(|r| r.status == RunStatus::Quarantined)
+                .count(),
+            location: emb
+                .warehouse
+                .join(&domain.bucket)
+                .join("products")
+                .join(&product.name),
+            duration_ms: runs.iter().map(|r| r.duration_ms).sum(),
+        });
+    }
+    Ok(out)
+}
+
+/// `tessera query`.
+pub async fn query(emb: &Embedded, sql: &str) -> Result<Vec<RecordBatch>> {
+    Ok(tessera_core::query::query(&emb.context, sql).await?)
+}
+
+/// A catalog table with its partition count.
+#[derive(Debug, Serialize)]
+pub struct CatalogEntry {
+    /// The table.
+    #[serde(flatten)]
+    pub table: Table,
+    /// Partitions registered.
+    pub partitions: usize,
+}
+
+/// `tessera catalog`.
+pub async fn catalog(emb: &Embedded) -> Result<Vec<CatalogEntry>> {
+    let mut out = Vec::new();
+    for table in emb.context.catalog.tables().await? {
+        let partitions = emb
+            .context
+            .catalog
+            .partitions(&table.database, &table.name)
+            .await?
+            .len();
+        out.push(CatalogEntry { table, partitions });
+    }
+    Ok(out)
+}
+
+/// The result of linting one contract file.
+#[derive(Debug, Serialize)]
+pub struct LintResult {
+    /// The file.
+    pub file: PathBuf,
+    /// Contract id and version when it passed.
+    pub contract: Option<(String, String)>,
+    /// Problems, one per line, each with `file:line:column`.
+    pub problems: Vec<String>,
+}
+
+/// `tessera contract lint`.
+pub fn lint(files: &[PathBuf]) -> Vec<LintResult> {
+    files
+        .iter()
+        .map(|file| {
+            let origin = file.display().to_string();
+            let result = std::fs::read(file)
+                .map_err(|e| format!("{origin}: cannot read: {e}"))
+                .and_then(|bytes| {
+                    String::from_utf8(bytes).map_err(|e| {
+                        format!(
+                            "{origin}: not UTF-8 text (byte {})",
+                            e.utf8_error().valid_up_to()
+                        )
+                    })
+                })
+                .and_then(|text| tessera_contract::lint(&text, &origin).map_err(|e| e.to_string()));
+            match result {
+                Ok(c) => LintResult {
+                    file: file.clone(),
+                    contract: Some((c.id, c.version)),
+                    problems: vec![],
+                },
+                Err(e) => LintResult {
+                    file: file.clone(),
+                    contract: None,
+                    problems: e.lines().map(str::to_owned).collect(),
+                },
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,130 @@
+//! Printing command results: aligned tables for people, JSON for programs.
+
+use arrow::array::RecordBatch;
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::commands::{CatalogEntry, LintResult, RunSummary};
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    t.set_header(header.to_vec());
+    t
+}
+
+fn right(v: impl ToString) -> Cell {
+    Cell::new(v.to_string()).set_alignment(CellAlignment::Right)
+}
+
+/// The table `tessera run` prints.
+pub fn run_summary(s: &RunSummary) -> String {
+    let mut t = table(&[
+        "product",
+        "rows in",
+        "published",
+        "dropped",
+        "quarantined",
+        "checks ✓/✗",
+        "status",
+        "location",
+        "time",
+    ]);
+    for p in &s.products {
+        let status = match (p.published > 0, p.refused) {
+            (true, 0) => "published".to_owned(),
+            (true, r) => format!("published; {r} input(s) refused"),
+            (false, 0) => "nothing published".to_owned(),
+            (false, r) => format!("{r} input(s) refused"),
+        };
+        t.add_row(vec![
+            Cell::new(&p.name),
+            right(p.rows_in),
+            right(p.published),
+            right(p.dropped),
+            right(p.quarantined),
+            right(
+                p.checks
+                    .map_or("-".to_owned(), |(ok, bad)| format!("{ok}/{bad}")),
+            ),
+            Cell::new(status),
+            Cell::new(p.location.display()),
+            right(format!("{} ms", p.duration_ms)),
+        ]);
+    }
+    let mut out = format!(
+        "landed {} raw files ({} unchanged), {} deliveries, warehouse `{}`\n{t}\n",
+        s.landed,
+        s.unchanged,
+        s.deliveries,
+        s.warehouse.display()
+    );
+    for f in &s.failures {
+        out.push_str(&format!("error: {f}\n"));
+    }
+    out.push_str(&format!("done in {:.2} s", s.elapsed.as_secs_f64()));
+    out
+}
+
+/// The table `tessera catalog` prints.
+pub fn catalog(entries: &[CatalogEntry]) -> String {
+    let mut t = table(&[
+        "table",
+        "owner",
+        "description",
+        "contract",
+        "last publish",
+        "quality",
+        "partitions",
+    ]);
+    for e in entries {
+        let p = |k: &str| e.table.parameters.get(k).cloned().unwrap_or_default();
+        t.add_row(vec![
+            Cell::new(format!("{}.{}", e.table.database, e.table.name)),
+            Cell::new(p("owner")),
+            Cell::new(e.table.description.clone().unwrap_or_default()),
+            Cell::new(format!("{} {}", p("contract_id"), p("contract_version"))),
+            Cell::new(p("last_publish").chars().take(19).collect::<String>()),
+            Cell::new(p("quality_status")),
+            right(e.partitions),
+        ]);
+    }
+    t.to_string()
+}
+
+/// Query results as a table.
+pub fn batches(batches: &[RecordBatch]) -> anyhow::Result<String> {
+    Ok(arrow::util::pretty::pretty_format_batches(batches)?.to_string())
+}
+
+/// Query results as JSON lines.
+pub fn batches_json(batches: &[RecordBatch]) -> anyhow::Result<String> {
+    let mut out = Vec::new();
+    {
+        let mut writer = arrow::json::LineDelimitedWriter::new(&mut out);
+        for b in batches {
+            writer.write(b)?;
+        }
+        writer.finish()?;
+    }
+    Ok(String::from_utf8(out)?)
+}
+
+/// Lint results, one line per file and one per problem.
+pub fn lint(results: &[LintResult]) -> String {
+    let mut out = String::new();
+    for r in results {
+        match &r.contract {
+            Some((id, version)) => {
+                out.push_str(&format!("ok    {} ({id} {version})\n", r.file.display()))
+            }
+            None => {
+                out.push_str(&format!("FAIL  {}\n", r.file.display()));
+                for p in &r.problems {
+                    out.push_str(&format!("      {p}\n"));
+                }
+            }
+        }
+    }
+    out
+}
