@@ -272,6 +272,12 @@ fn parse_csv(
             source.delimiter
         ))
     })?;
+    let newlines = std::rc::Rc::new(std::cell::RefCell::new(Newlines::default()));
+    let reader = LineCounter {
+        inner: reader,
+        offset: 0,
+        newlines: std::rc::Rc::clone(&newlines),
+    };
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -338,7 +344,9 @@ fn parse_csv(
             Ok(true) => {}
             Err(e) => return Err(csv_error(e, location)),
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let line = newlines
+            .borrow_mut()
+            .line_at(record.position().map_or(0, |p| p.byte()));
         let raw = || Value::Array(record.iter().map(|f| Value::String(lossy(f))).collect());
         if record.len() != width {
             rows.stats.rows += 1;
@@ -370,6 +378,44 @@ fn parse_csv(
         })?;
     }
     Ok(())
+}
+
+/// Newline offsets read ahead of the CSV parser, so a record's physical line (what an editor
+/// shows, counting line breaks inside quoted fields) is known exactly, in bounded memory.
+#[derive(Debug, Default)]
+struct Newlines {
+    pending: std::collections::VecDeque<u64>,
+    passed: u64,
+}
+
+impl Newlines {
+    /// The 1-based line of a record starting at `offset`; offsets must not go backwards. A
+    /// CRLF record starts (for the CSV reader) at the `\n` of the previous terminator, hence `<=`.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        while self.pending.front().is_some_and(|&o| o <= offset) {
+            self.pending.pop_front();
+            self.passed += 1;
+        }
+        self.passed + 1
+    }
+}
+
+struct LineCounter<R> {
+    inner: R,
+    offset: u64,
+    newlines: std::rc::Rc<std::cell::RefCell<Newlines>>,
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut nl = self.newlines.borrow_mut();
+        for (i, _) in buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n') {
+            nl.pending.push_back(self.offset + i as u64);
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
 }
 
 fn csv_error(e: csv::Error, location: &str) -> Error {

@@ -1,0 +1,50 @@
+//! Every file of `events/` parses as the event it is named after and goes where it should.
+
+use tessera_core::events::{BusEvent, ContractViolated, ObjectCreated, ProductPublished};
+use tessera_core::keys::decode_event_key;
+use tessera_core::routing::{Function, targets};
+use tessera_tests::{event, repo_root};
+
+#[test]
+fn every_event_fixture_parses_and_routes() {
+    let mut names: Vec<String> = std::fs::read_dir(repo_root().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 5, "{names:?}");
+    for name in names {
+        let value = event(&name);
+        let e: BusEvent =
+            serde_json::from_value(value).unwrap_or_else(|err| panic!("{name}: {err}"));
+        let routed = targets(&e);
+        let expected: &[Function] = if name.starts_with("s3-object-created-raw") {
+            &[Function::Ingest]
+        } else if name.starts_with("s3-object-created-staged") {
+            &[Function::Clean]
+        } else if name.starts_with("s3-object-created-clean") {
+            &[Function::ContractCheck]
+        } else if name.starts_with("data-product-published") {
+            &[Function::Aggregate, Function::CatalogRegister]
+        } else if name.starts_with("contract-violated") {
+            &[]
+        } else {
+            panic!("{name}: no expectation for this fixture; name it after its trigger")
+        };
+        assert_eq!(routed, expected, "{name}");
+        match e.detail_type.as_str() {
+            "Object Created" => {
+                let d: ObjectCreated = serde_json::from_value(e.detail).unwrap();
+                decode_event_key(&d.object.key).unwrap();
+            }
+            "DataProductPublished" => {
+                serde_json::from_value::<ProductPublished>(e.detail).unwrap();
+            }
+            "ContractViolated" => {
+                serde_json::from_value::<ContractViolated>(e.detail).unwrap();
+            }
+            other => panic!("{name}: unexpected detail-type {other}"),
+        }
+    }
+}
