@@ -1,0 +1,184 @@
+//! ingest of NDJSON files: typing JSON values, nested arrays, bad lines and unknown keys.
+
+use arrow::array::Array;
+use arrow::util::display::array_value_to_string;
+use serde_json::{Value, json};
+use tessera_core::runs::RunStatus;
+
+use crate::ingest_csv::typed;
+use crate::support::{Fx, assert_table, lines};
+
+/// Ingests one line `{column: value}`; the value as Arrow displays it (`null` for null), or the
+/// quarantine reason.
+async fn json_cell(fx: &Fx, case: usize, column: &str, value: &Value) -> Result<String, String> {
+    let key = format!("raw/typed_json/case_{case}.ndjson");
+    let run = fx
+        .ingest(&key, format!("{}\n", json!({ column: value })))
+        .await;
+    assert_eq!(run.rows_in, 1, "{run:#?}");
+    if run.rows_out == 1 {
+        let batches = fx.batches(&run.outputs[0]).await;
+        let array = batches[0].column_by_name(column).expect("column");
+        Ok(if array.is_null(0) {
+            "null".into()
+        } else {
+            array_value_to_string(array, 0).expect("display")
+        })
+    } else {
+        assert_eq!((run.status, run.quarantined), (RunStatus::Skipped, 1));
+        let bad = fx.ndjson(&run.outputs[0]).await;
+        assert_eq!(bad[0]["line"], 1, "{bad:?}");
+        assert_eq!(bad[0]["raw"], json!({ column: value }), "the raw line is kept");
+        Err(bad[0]["reason"].as_str().expect("reason").to_owned())
+    }
+}
+
+type Expect = Result<&'static str, &'static str>;
+
+#[tokio::test]
+async fn json_values_are_typed_per_contract() {
+    let fx = typed();
+    let cases: Vec<(&str, Value, Expect)> = vec![
+        ("id", json!(42), Ok("42")),
+        ("id", json!("42"), Ok("42")),
+        ("id", json!(null), Ok("null")),
+        ("id", json!(1.5), Err("`1.5` is not an integer")),
+        ("id", json!(true), Err("cannot read `true` as an integer (Int64)")),
+        ("small", json!(3_000_000_000_i64), Err("`3000000000` does not fit Int32")),
+        ("label", json!("text"), Ok("text")),
+        ("label", json!(""), Ok("null")),
+        ("label", json!(42), Ok("42")),
+        ("label", json!({"a": [1, 2]}), Ok(r#"{"a":[1,2]}"#)),
+        ("amount", json!(12.5), Ok("12.50")),
+        ("amount", json!(0.29), Ok("0.29")),
+        ("amount", json!(7), Ok("7.00")),
+        ("amount", json!("19.99"), Ok("19.99")),
+        ("amount", json!(-0.07), Ok("-0.07")),
+        // Exact scale, as for text: a number with more decimals than the scale is refused,
+        // never rounded.
+        ("amount", json!(1.234), Err("`1.234` has more than 2 decimal places")),
+        ("amount", json!(19.999), Err("`19.999` has more than 2 decimal places")),
+        ("amount", json!("1.234"), Err("`1.234` has more than 2 decimal places")),
+        ("amount", json!(123_456_789.5), Err("does not fit decimal(10,2)")),
+        ("amount", json!([1]), Err("a JSON array cannot be Decimal128(10, 2)")),
+        ("ts", json!(1_714_557_600), Ok("2024-05-01T10:00:00Z")),
+        ("ts", json!("2024-05-01T12:00:00+02:00"), Ok("2024-05-01T10:00:00Z")),
+        ("ts", json!("2024-05-01 10:00:00"), Ok("2024-05-01T10:00:00Z")),
+        ("ts", json!("1714557600"), Ok("2024-05-01T10:00:00Z")),
+        ("ts", json!(1.5), Err("`1.5` is not epoch seconds")),
+        ("local_ts", json!("2024-05-01T12:00:00"), Ok("2024-05-01T10:00:00Z")),
+        ("day", json!("2024-05-01"), Ok("2024-05-01")),
+        ("day", json!(20240501), Err("cannot read `20240501` as a date")),
+        ("flag", json!(true), Ok("true")),
+        ("flag", json!("no"), Ok("false")),
+        ("flag", json!(0), Ok("false")),
+        ("flag", json!("perhaps"), Err("cannot read `perhaps` as a boolean")),
+        ("ratio", json!(2.5), Ok("2.5")),
+        ("ratio", json!("0.5"), Ok("0.5")),
+        (
+            "items",
+            json!([{"sku": "A", "qty": 2}, {"sku": "B", "qty": null}, {"qty": 1}]),
+            Ok("[{sku: A, qty: 2}, {sku: B, qty: }, {sku: , qty: 1}]"),
+        ),
+        ("items", json!([]), Ok("[]")),
+        ("items", json!(r#"[{"sku":"C","qty":3}]"#), Ok("[{sku: C, qty: 3}]")),
+        (
+            "items",
+            json!([{"sku": "A"}, {"sku": "B", "qty": "x"}]),
+            Err("item 1: field `qty`: cannot read `x` as an integer (Int32)"),
+        ),
+        ("items", json!({"sku": "A"}), Err("a JSON object cannot be List")),
+    ];
+    let mut failures = Vec::new();
+    for (case, (column, value, expected)) in cases.iter().enumerate() {
+        let actual = json_cell(&fx, case, column, value).await;
+        let ok = match (&actual, expected) {
+            (Ok(a), Ok(e)) => a == e,
+            (Err(a), Err(e)) => a.starts_with(&format!("column `{column}`: ")) && a.contains(e),
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!(
+                "{column} = {value}: expected {expected:?}, got {actual:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn bad_lines_are_quarantined_blank_lines_skipped_unknown_keys_noted() {
+    let fx = typed();
+    let file = concat!(
+        "\u{feff}{\"id\": 1, \"label\": \"a\", \"items\": [{\"sku\": \"A\", \"qty\": 2}, {\"sku\": \"B\"}], \"extra\": true}\n",
+        "\n",
+        "   \r\n",
+        "{\"id\": 2, \"label\": null}\r\n",
+        "{\"id\": 3, \"label\": \"trailing\"\n",
+        "[1, 2]\n",
+        "\"just text\"\n",
+        "{\"id\": \"x\"}\n",
+        "{}\n",
+        "{\"id\": 4, \"items\": [], \"other\": {\"deep\": 1}, \"label\": \"d\"}",
+    );
+    let run = fx.ingest("raw/typed_json/mixed.ndjson", file).await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    // Blank lines are not rows; every other line is, good or bad.
+    assert_eq!((run.rows_in, run.rows_out, run.quarantined), (8, 4, 4));
+    assert_eq!(
+        run.notes,
+        [
+            "key `extra` is not in the contract: dropped",
+            "key `other` is not in the contract: dropped",
+        ]
+    );
+    let batches = fx.batches(&run.outputs[0]).await;
+    let projected: Vec<_> = batches
+        .iter()
+        .map(|b| b.project(&[0, 1, 9]).expect("project"))
+        .collect();
+    assert_table(
+        &lines(&projected),
+        &[
+            "+----+-------+------------------------------------+",
+            "| id | label | items                              |",
+            "+----+-------+------------------------------------+",
+            "| 1  | a     | [{sku: A, qty: 2}, {sku: B, qty: }] |",
+            "| 2  |       |                                    |",
+            "|    |       |                                    |",
+            "| 4  | d     | []                                 |",
+            "+----+-------+------------------------------------+",
+        ],
+    );
+    // Absent keys and JSON nulls are nulls, in every column.
+    let empty_row = 2;
+    for column in batches[0].columns() {
+        assert!(column.is_null(empty_row));
+    }
+    let bad = fx.ndjson(&run.outputs[1]).await;
+    let summary: Vec<_> = bad
+        .iter()
+        .map(|b| {
+            (
+                b["line"].as_u64().expect("line"),
+                b["reason"].as_str().expect("reason").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(summary.len(), 4, "{summary:?}");
+    assert_eq!(summary[0].0, 5);
+    assert!(summary[0].1.starts_with("malformed JSON: "), "{summary:?}");
+    assert_eq!(bad[0]["raw"], json!("{\"id\": 3, \"label\": \"trailing\""));
+    assert_eq!(
+        summary[1..],
+        [
+            (6, "line is not a JSON object".to_owned()),
+            (7, "line is not a JSON object".to_owned()),
+            (
+                8,
+                "column `id`: cannot read `x` as an integer (Int64)".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(bad[1]["raw"], json!([1, 2]));
+}
