@@ -4,4 +4,5 @@
 mod events;
 mod handlers;
 mod interop;
+mod lint;
 mod run;

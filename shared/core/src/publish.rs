@@ -177,7 +177,7 @@ impl PartitionedWriter {
             for (&i, array) in self.columns.iter().zip(&values) {
                 path.push_str(self.schema.field(i).name());
                 path.push('=');
-                path.push_str(&hive_escape(&partition_value(array.as_ref(), row)?));
+                path.push_str(&escape_partition(&partition_value(array.as_ref(), row)?));
                 path.push('/');
             }
             groups.entry(path).or_default().push(row as u32);
@@ -245,14 +245,24 @@ fn partition_value(array: &dyn Array, row: usize) -> Result<String> {
     })
 }
 
-/// Escapes a partition value as Hive does, so `/`, `=` and friends cannot change the path.
-pub fn hive_escape(value: &str) -> String {
+/// Characters a partition value cannot carry into a key as they are: path syntax (`/`, `=`),
+/// the escape character itself, and what object stores reserve or recommend avoiding.
+const PARTITION_RESERVED: &str = "!\"#%'*/:<=>?[\\]^`{|}~";
+
+/// Escapes a partition value for its folder name: reserved characters and control characters
+/// become `!XX` (hex of each UTF-8 byte), so `/`, `=` and friends cannot change the path.
+///
+/// Hive writes `%XX`, but `%` is not a safe key character for object stores (the `object_store`
+/// crate re-encodes it, S3 recommends avoiding it), so Tessera escapes with `!`, which S3 lists as
+/// safe. Readers never need to parse these names: the catalog registers each partition with its
+/// true values ([`unescape_partition`]) and its location.
+pub fn escape_partition(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
-        if c.is_control() || "\"#%'*/:=?\\\u{7f}{[]^".contains(c) {
+        if c.is_control() || PARTITION_RESERVED.contains(c) {
             let mut buf = [0u8; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{b:02X}"));
+                out.push_str(&format!("!{b:02X}"));
             }
         } else {
             out.push(c);
@@ -261,15 +271,51 @@ pub fn hive_escape(value: &str) -> String {
     out
 }
 
+/// Reverses [`escape_partition`]: the value a partition folder name stands for.
+pub fn unescape_partition(escaped: &str) -> String {
+    let bytes = escaped.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = (bytes[i] == b'!')
+            .then(|| escaped.get(i + 1..i + 3))
+            .flatten()
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match decoded {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn hive_escaping_keeps_values_inside_their_folder() {
-        assert_eq!(hive_escape("2024-05-01"), "2024-05-01");
-        assert_eq!(hive_escape("a/b=c"), "a%2Fb%3Dc");
-        assert_eq!(hive_escape("../x"), "..%2Fx");
+    fn partition_escaping_keeps_values_inside_their_folder() {
+        assert_eq!(escape_partition("2024-05-01"), "2024-05-01");
+        assert_eq!(escape_partition("a/b=c"), "a!2Fb!3Dc");
+        assert_eq!(escape_partition("../x"), "..!2Fx");
+        assert_eq!(escape_partition("100% {x}"), "100!25 !7Bx!7D");
+        for value in [
+            "2024-05-01",
+            "EU/West: 100%",
+            "a=b#c",
+            "naïve\u{7f}",
+            "%zz%4",
+            "!zz!4 wow!",
+        ] {
+            assert_eq!(unescape_partition(&escape_partition(value)), value);
+        }
     }
 
     #[test]

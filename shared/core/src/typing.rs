@@ -148,15 +148,14 @@ fn parse_json_as(dt: &DataType, value: &Value, spec: &ColumnSpec) -> Result<Cell
             .map(Cell::Struct),
         (DataType::List(_) | DataType::Struct(_), Value::String(s)) => parse_str(dt, s, spec),
         (DataType::Decimal128(p, s), Value::Number(n)) => {
-            let f = n
-                .as_f64()
-                .ok_or_else(|| format!("number `{n}` out of range"))?;
-            let scaled = (f * 10f64.powi(i32::from(*s))).round();
-            let max = 10f64.powi(i32::from(*p));
-            if scaled.abs() >= max {
-                return Err(format!("`{n}` does not fit decimal({p},{s})"));
-            }
-            Ok(Cell::Decimal(scaled as i128))
+            // Exact, like text: more decimal places than the scale are refused, never rounded.
+            // Integers keep their digits; a float prints as the shortest text that reads back
+            // as it (Rust's `Display` never uses an exponent), i.e. the number the source wrote.
+            let text = match n.as_f64() {
+                Some(f) if !(n.is_i64() || n.is_u64()) => f.to_string(),
+                _ => n.to_string(),
+            };
+            parse_decimal(&text, *p, *s).map(Cell::Decimal)
         }
         (DataType::Float32 | DataType::Float64, Value::Number(n)) => n
             .as_f64()

@@ -13,7 +13,7 @@ pub mod register;
 use std::sync::Arc;
 
 use arrow::array::{RecordBatch, new_null_array};
-use arrow::compute::cast;
+use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{Schema, SchemaRef};
 use tessera_contract::SchemaObject;
 
@@ -74,14 +74,19 @@ pub fn staged_schema(object: &SchemaObject) -> Result<(SchemaRef, Vec<ColumnSpec
 
 /// Casts a batch to `schema` by column name: a column of another type is cast, a missing one is
 /// null. Old staged files still read after an optional column was added to the contract, and a
-/// query result takes the types its contract declares.
+/// query result takes the types its contract declares. A value the target type cannot hold (a
+/// sum too large for the decimal, text that is no date) is an error, never a silent null.
 pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let strict = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
     let columns = schema
         .fields()
         .iter()
         .map(|f| match batch.column_by_name(f.name()) {
             Some(c) if c.data_type() == f.data_type() => Ok(Arc::clone(c)),
-            Some(c) => cast(c, f.data_type())
+            Some(c) => cast_with_options(c, f.data_type(), &strict)
                 .map_err(|e| Error::Config(format!("column `{}`: {e}", f.name()))),
             None => Ok(new_null_array(f.data_type(), batch.num_rows())),
         })

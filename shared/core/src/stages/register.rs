@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::events::ProductPublished;
 use crate::keys::input_id;
 use crate::mesh::Product;
+use crate::publish::unescape_partition;
 use crate::runs::{self, InputRef, RunRecord, RunStatus};
 
 /// Attempts of the compare-and-swap before giving up (and letting the invocation be retried).
@@ -102,7 +103,7 @@ pub async fn run(ctx: &Context, published: &ProductPublished) -> Result<RunRecor
             values: p
                 .trim_end_matches('/')
                 .split('/')
-                .map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v).to_owned())
+                .map(|kv| unescape_partition(kv.split_once('=').map_or(kv, |(_, v)| v)))
                 .collect(),
             location: format!("{location}{p}"),
         })

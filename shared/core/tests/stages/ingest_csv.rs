@@ -106,9 +106,17 @@ async fn csv_values_are_typed_per_contract() {
         ("id", "", Ok("null")),
         ("id", "   ", Ok("null")),
         ("id", "1.5", Err("cannot read `1.5` as an integer (Int64)")),
-        ("id", "12abc", Err("cannot read `12abc` as an integer (Int64)")),
+        (
+            "id",
+            "12abc",
+            Err("cannot read `12abc` as an integer (Int64)"),
+        ),
         ("small", "2147483647", Ok("2147483647")),
-        ("small", "3000000000", Err("`3000000000` does not fit Int32")),
+        (
+            "small",
+            "3000000000",
+            Err("`3000000000` does not fit Int32"),
+        ),
         ("label", "  spaced  ", Ok("  spaced  ")),
         ("label", "", Ok("null")),
         ("label", "ünïcødé ✓", Ok("ünïcødé ✓")),
@@ -118,7 +126,11 @@ async fn csv_values_are_typed_per_contract() {
         ("amount", "1.230", Ok("1.23")),
         ("amount", "00012.30", Ok("12.30")),
         ("amount", "99999999.99", Ok("99999999.99")),
-        ("amount", "1.234", Err("`1.234` has more than 2 decimal places")),
+        (
+            "amount",
+            "1.234",
+            Err("`1.234` has more than 2 decimal places"),
+        ),
         (
             "amount",
             "100000000.00",
@@ -127,9 +139,17 @@ async fn csv_values_are_typed_per_contract() {
         ("amount", "1e3", Err("cannot read `1e3` as decimal(10,2)")),
         ("amount", "1,5", Err("cannot read `1,5` as decimal(10,2)")),
         ("ts", "2024-05-01T10:00:00Z", Ok("2024-05-01T10:00:00Z")),
-        ("ts", "2024-05-01T12:00:00+02:00", Ok("2024-05-01T10:00:00Z")),
+        (
+            "ts",
+            "2024-05-01T12:00:00+02:00",
+            Ok("2024-05-01T10:00:00Z"),
+        ),
         ("ts", "2024-05-01 12:00:00+0200", Ok("2024-05-01T10:00:00Z")),
-        ("ts", "2024-05-01T05:00:00-05:00", Ok("2024-05-01T10:00:00Z")),
+        (
+            "ts",
+            "2024-05-01T05:00:00-05:00",
+            Ok("2024-05-01T10:00:00Z"),
+        ),
         ("ts", "2024-05-01 10:00:00", Ok("2024-05-01T10:00:00Z")),
         ("ts", "2024-05-01T10:00", Ok("2024-05-01T10:00:00Z")),
         (
@@ -145,15 +165,39 @@ async fn csv_values_are_typed_per_contract() {
             "2024-02-30 10:00:00",
             Err("cannot read `2024-02-30 10:00:00` as a timestamp"),
         ),
-        ("ts", "yesterday", Err("cannot read `yesterday` as a timestamp")),
+        (
+            "ts",
+            "yesterday",
+            Err("cannot read `yesterday` as a timestamp"),
+        ),
         // No offset: the contract's defaultTimezone (summer and winter time); an offset wins.
-        ("local_ts", "2024-05-01 12:00:00", Ok("2024-05-01T10:00:00Z")),
-        ("local_ts", "2024-01-15 12:00:00", Ok("2024-01-15T11:00:00Z")),
-        ("local_ts", "2024-05-01T12:00:00Z", Ok("2024-05-01T12:00:00Z")),
+        (
+            "local_ts",
+            "2024-05-01 12:00:00",
+            Ok("2024-05-01T10:00:00Z"),
+        ),
+        (
+            "local_ts",
+            "2024-01-15 12:00:00",
+            Ok("2024-01-15T11:00:00Z"),
+        ),
+        (
+            "local_ts",
+            "2024-05-01T12:00:00Z",
+            Ok("2024-05-01T12:00:00Z"),
+        ),
         ("day", "2024-05-01", Ok("2024-05-01")),
         ("day", "2024-02-29", Ok("2024-02-29")),
-        ("day", "2023-02-29", Err("cannot read `2023-02-29` as a date")),
-        ("day", "01/05/2024", Err("cannot read `01/05/2024` as a date")),
+        (
+            "day",
+            "2023-02-29",
+            Err("cannot read `2023-02-29` as a date"),
+        ),
+        (
+            "day",
+            "01/05/2024",
+            Err("cannot read `01/05/2024` as a date"),
+        ),
         ("flag", "true", Ok("true")),
         ("flag", "FALSE", Ok("false")),
         ("flag", "yes", Ok("true")),
@@ -178,7 +222,11 @@ async fn csv_values_are_typed_per_contract() {
             Err("item 0: field `qty`: cannot read `two` as an integer (Int32)"),
         ),
         ("items", "not json", Err("cannot read `not json` as JSON")),
-        ("items", r#"{"sku":"A"}"#, Err("a JSON object cannot be List")),
+        (
+            "items",
+            r#"{"sku":"A"}"#,
+            Err("a JSON object cannot be List"),
+        ),
     ];
     let mut failures = Vec::new();
     for (case, (column, text, expected)) in cases.iter().enumerate() {
@@ -214,7 +262,8 @@ async fn header_maps_columns_by_name_in_any_order_and_case() {
     assert!(run.notes.is_empty(), "{:?}", run.notes);
     assert_eq!(run.outputs.len(), 1);
     assert!(
-        run.outputs[0].starts_with("staged/orders/shuffled-") && run.outputs[0].ends_with(".parquet"),
+        run.outputs[0].starts_with("staged/orders/shuffled-")
+            && run.outputs[0].ends_with(".parquet"),
         "{:?}",
         run.outputs
     );

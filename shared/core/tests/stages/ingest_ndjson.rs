@@ -28,7 +28,11 @@ async fn json_cell(fx: &Fx, case: usize, column: &str, value: &Value) -> Result<
         assert_eq!((run.status, run.quarantined), (RunStatus::Skipped, 1));
         let bad = fx.ndjson(&run.outputs[0]).await;
         assert_eq!(bad[0]["line"], 1, "{bad:?}");
-        assert_eq!(bad[0]["raw"], json!({ column: value }), "the raw line is kept");
+        assert_eq!(
+            bad[0]["raw"],
+            json!({ column: value }),
+            "the raw line is kept"
+        );
         Err(bad[0]["reason"].as_str().expect("reason").to_owned())
     }
 }
@@ -43,8 +47,16 @@ async fn json_values_are_typed_per_contract() {
         ("id", json!("42"), Ok("42")),
         ("id", json!(null), Ok("null")),
         ("id", json!(1.5), Err("`1.5` is not an integer")),
-        ("id", json!(true), Err("cannot read `true` as an integer (Int64)")),
-        ("small", json!(3_000_000_000_i64), Err("`3000000000` does not fit Int32")),
+        (
+            "id",
+            json!(true),
+            Err("cannot read `true` as an integer (Int64)"),
+        ),
+        (
+            "small",
+            json!(3_000_000_000_i64),
+            Err("`3000000000` does not fit Int32"),
+        ),
         ("label", json!("text"), Ok("text")),
         ("label", json!(""), Ok("null")),
         ("label", json!(42), Ok("42")),
@@ -56,23 +68,69 @@ async fn json_values_are_typed_per_contract() {
         ("amount", json!(-0.07), Ok("-0.07")),
         // Exact scale, as for text: a number with more decimals than the scale is refused,
         // never rounded.
-        ("amount", json!(1.234), Err("`1.234` has more than 2 decimal places")),
-        ("amount", json!(19.999), Err("`19.999` has more than 2 decimal places")),
-        ("amount", json!("1.234"), Err("`1.234` has more than 2 decimal places")),
-        ("amount", json!(123_456_789.5), Err("does not fit decimal(10,2)")),
-        ("amount", json!([1]), Err("a JSON array cannot be Decimal128(10, 2)")),
+        (
+            "amount",
+            json!(1.234),
+            Err("`1.234` has more than 2 decimal places"),
+        ),
+        (
+            "amount",
+            json!(19.999),
+            Err("`19.999` has more than 2 decimal places"),
+        ),
+        (
+            "amount",
+            json!("1.234"),
+            Err("`1.234` has more than 2 decimal places"),
+        ),
+        ("amount", json!(1.5e2), Ok("150.00")),
+        (
+            "amount",
+            json!(2e-3),
+            Err("`0.002` has more than 2 decimal places"),
+        ),
+        (
+            "amount",
+            json!(123_456_789.5),
+            Err("does not fit decimal(10,2)"),
+        ),
+        (
+            "amount",
+            json!([1]),
+            Err("a JSON array cannot be Decimal128(10, 2)"),
+        ),
         ("ts", json!(1_714_557_600), Ok("2024-05-01T10:00:00Z")),
-        ("ts", json!("2024-05-01T12:00:00+02:00"), Ok("2024-05-01T10:00:00Z")),
-        ("ts", json!("2024-05-01 10:00:00"), Ok("2024-05-01T10:00:00Z")),
+        (
+            "ts",
+            json!("2024-05-01T12:00:00+02:00"),
+            Ok("2024-05-01T10:00:00Z"),
+        ),
+        (
+            "ts",
+            json!("2024-05-01 10:00:00"),
+            Ok("2024-05-01T10:00:00Z"),
+        ),
         ("ts", json!("1714557600"), Ok("2024-05-01T10:00:00Z")),
         ("ts", json!(1.5), Err("`1.5` is not epoch seconds")),
-        ("local_ts", json!("2024-05-01T12:00:00"), Ok("2024-05-01T10:00:00Z")),
+        (
+            "local_ts",
+            json!("2024-05-01T12:00:00"),
+            Ok("2024-05-01T10:00:00Z"),
+        ),
         ("day", json!("2024-05-01"), Ok("2024-05-01")),
-        ("day", json!(20240501), Err("cannot read `20240501` as a date")),
+        (
+            "day",
+            json!(20240501),
+            Err("cannot read `20240501` as a date"),
+        ),
         ("flag", json!(true), Ok("true")),
         ("flag", json!("no"), Ok("false")),
         ("flag", json!(0), Ok("false")),
-        ("flag", json!("perhaps"), Err("cannot read `perhaps` as a boolean")),
+        (
+            "flag",
+            json!("perhaps"),
+            Err("cannot read `perhaps` as a boolean"),
+        ),
         ("ratio", json!(2.5), Ok("2.5")),
         ("ratio", json!("0.5"), Ok("0.5")),
         (
@@ -81,13 +139,21 @@ async fn json_values_are_typed_per_contract() {
             Ok("[{sku: A, qty: 2}, {sku: B, qty: }, {sku: , qty: 1}]"),
         ),
         ("items", json!([]), Ok("[]")),
-        ("items", json!(r#"[{"sku":"C","qty":3}]"#), Ok("[{sku: C, qty: 3}]")),
+        (
+            "items",
+            json!(r#"[{"sku":"C","qty":3}]"#),
+            Ok("[{sku: C, qty: 3}]"),
+        ),
         (
             "items",
             json!([{"sku": "A"}, {"sku": "B", "qty": "x"}]),
             Err("item 1: field `qty`: cannot read `x` as an integer (Int32)"),
         ),
-        ("items", json!({"sku": "A"}), Err("a JSON object cannot be List")),
+        (
+            "items",
+            json!({"sku": "A"}),
+            Err("a JSON object cannot be List"),
+        ),
     ];
     let mut failures = Vec::new();
     for (case, (column, value, expected)) in cases.iter().enumerate() {
@@ -140,14 +206,14 @@ async fn bad_lines_are_quarantined_blank_lines_skipped_unknown_keys_noted() {
     assert_table(
         &lines(&projected),
         &[
-            "+----+-------+------------------------------------+",
-            "| id | label | items                              |",
-            "+----+-------+------------------------------------+",
+            "+----+-------+-------------------------------------+",
+            "| id | label | items                               |",
+            "+----+-------+-------------------------------------+",
             "| 1  | a     | [{sku: A, qty: 2}, {sku: B, qty: }] |",
-            "| 2  |       |                                    |",
-            "|    |       |                                    |",
-            "| 4  | d     | []                                 |",
-            "+----+-------+------------------------------------+",
+            "| 2  |       |                                     |",
+            "|    |       |                                     |",
+            "| 4  | d     | []                                  |",
+            "+----+-------+-------------------------------------+",
         ],
     );
     // Absent keys and JSON nulls are nulls, in every column.

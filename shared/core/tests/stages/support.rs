@@ -83,7 +83,7 @@ source = { format = "csv" }
 #[derive(Debug)]
 pub struct Fx {
     /// Keeps the directory alive for the test.
-    pub dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
     /// The embedded ports.
     pub emb: Embedded,
 }
@@ -106,7 +106,7 @@ impl Fx {
         let mesh = Mesh::from_toml(&toml, "test", &root).expect("mesh loads");
         let emb = Context::embedded(Arc::new(mesh), &dir.path().join("warehouse"))
             .expect("embedded ports");
-        Fx { dir, emb }
+        Fx { _dir: dir, emb }
     }
 
     /// The `orders` product from CSV, with extra product settings appended to its table.
