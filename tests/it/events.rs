@@ -28,7 +28,7 @@ fn every_event_fixture_parses_and_routes() {
         } else if name.starts_with("data-product-published") {
             &[Function::Aggregate, Function::CatalogRegister]
         } else if name.starts_with("contract-violated") {
-            &[]
+            &[Function::CatalogRegister]
         } else {
             panic!("{name}: no expectation for this fixture; name it after its trigger")
         };

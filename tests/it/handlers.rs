@@ -131,6 +131,19 @@ async fn fixtures_chain_through_every_handler() {
     assert_eq!(table.parameters["contract_id"], "urn:tessera:sales:orders");
     assert_eq!(table.location, "s3://tessera-sample-sales/products/orders/");
 
+    // A violation of a product that has no table yet records nothing in the catalog.
+    let out = catalog_register::handler(ctx, event("contract-violated.json"))
+        .await
+        .unwrap();
+    assert_eq!(out.runs[0].status, RunStatus::Skipped);
+    assert!(
+        ctx.catalog
+            .get_table("customers", "customers")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
     // Delivered again (at least once): no second commit, no second partition.
     let again = contract_check::handler(ctx, event("s3-object-created-clean.json"))
         .await

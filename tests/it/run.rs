@@ -132,6 +132,16 @@ async fn sample_mesh_runs_end_to_end() {
             .iter()
             .any(|c| c.name == "amount" && c.data_type == "decimal(12,2)")
     );
+    assert_eq!(orders.table.parameters["quality_status"], "passed");
+    // The second customers file broke its contract: the table says so until a version passes.
+    let customers = &catalog[0];
+    assert_eq!(customers.table.parameters["quality_status"], "failed");
+    assert!(
+        customers.table.parameters["last_violation_checks"]
+            .starts_with("email_mostly_present: observed 75"),
+        "{:?}",
+        customers.table.parameters
+    );
 
     // A query across two domains. E-mails are hashed the same way on both sides, so they still
     // join: 6 of the 7 orders match (one customer has no e-mail on file).

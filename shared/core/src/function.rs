@@ -10,7 +10,10 @@ use serde_json::Value;
 
 use crate::context::Context;
 use crate::error::{Error, ErrorKind};
-use crate::events::{BusEvent, OBJECT_CREATED, ObjectCreated, PRODUCT_PUBLISHED, ProductPublished};
+use crate::events::{
+    BusEvent, CONTRACT_VIOLATED, ContractViolated, OBJECT_CREATED, ObjectCreated,
+    PRODUCT_PUBLISHED, ProductPublished,
+};
 use crate::keys::{Zone, decode_event_key};
 use crate::routing::Function;
 use crate::runs::RunRecord;
@@ -81,6 +84,14 @@ pub async fn handle(
                     message: format!("malformed `Object Created` detail: {e}"),
                 })?;
             let key = decode_event_key(&detail.object.key)?;
+            if ctx.mesh.domain_of_bucket(&detail.bucket.name).is_none() {
+                // Not ours: nothing is written there, the event is refused.
+                return Err(Error::BadEvent(format!(
+                    "bucket `{}` belongs to no domain of the mesh",
+                    detail.bucket.name
+                ))
+                .into());
+            }
             let version = detail.version();
             let bucket = detail.bucket.name.as_str();
             let (zone, result) = match function {
@@ -108,6 +119,16 @@ pub async fn handle(
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+        Function::CatalogRegister if bus_event.detail_type == CONTRACT_VIOLATED => {
+            let violated: ContractViolated =
+                serde_json::from_value(bus_event.detail).map_err(|e| FunctionError {
+                    kind: ErrorKind::BadData,
+                    message: format!("malformed `ContractViolated` detail: {e}"),
+                })?;
+            outcome
+                .runs
+                .push(stages::register::record_violation(ctx, &violated).await?);
         }
         Function::Aggregate | Function::CatalogRegister => {
             if bus_event.detail_type != PRODUCT_PUBLISHED {

@@ -314,7 +314,8 @@ pub struct Product {
     pub object: String,
     /// Source or aggregate.
     pub kind: ProductKind,
-    /// Personal-data protection, by column.
+    /// Personal-data protection, by column: the recipe's, plus a hash for every column
+    /// classified `pii` that the recipe does not mention.
     pub mask: BTreeMap<String, MaskMethod>,
 }
 
@@ -346,6 +347,10 @@ impl Mesh {
             toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
         validate_identifier(&file.mesh.name.replace('-', "_"))
             .map_err(|e| Error::Config(format!("{origin}: mesh name: {e}")))?;
+        let pii_salt = std::env::var("TESSERA_PII_SALT")
+            .ok()
+            .or(file.mesh.pii_salt.clone())
+            .unwrap_or_default();
         let mut domains = Vec::new();
         for d in &file.domains {
             validate_identifier(&d.name)
@@ -356,16 +361,13 @@ impl Mesh {
                     Error::Config(format!("{origin}: product of `{}`: {e}", d.name))
                 })?;
                 let (contract, object) = load_contract(root, &p.contract, p.object.as_deref())?;
-                for column in p.mask.keys() {
-                    if contract_object(&contract, &object)
-                        .property(column)
-                        .is_none()
-                    {
-                        return Err(Error::Config(format!(
-                            "{origin}: product `{}`: masked column `{column}` is not in its contract",
-                            p.name
-                        )));
-                    }
+                let mask = effective_masks(&contract, &object, &p.mask)
+                    .map_err(|e| Error::Config(format!("{origin}: product `{}`: {e}", p.name)))?;
+                if mask.values().any(|m| *m == MaskMethod::Hash) && pii_salt.is_empty() {
+                    return Err(Error::Config(format!(
+                        "{origin}: product `{}` hashes personal data: set `mesh.pii_salt` or TESSERA_PII_SALT",
+                        p.name
+                    )));
                 }
                 products.push(Product {
                     name: p.name.clone(),
@@ -377,7 +379,7 @@ impl Mesh {
                         source: p.source.clone(),
                         clean: p.clean.clone(),
                     },
-                    mask: p.mask.clone(),
+                    mask,
                 });
                 for a in &p.aggregations {
                     validate_identifier(&a.name)
@@ -417,10 +419,6 @@ impl Mesh {
                 products,
             });
         }
-        let pii_salt = std::env::var("TESSERA_PII_SALT")
-            .ok()
-            .or(file.mesh.pii_salt.clone())
-            .unwrap_or_default();
         Ok(Mesh {
             name: file.mesh.name,
             root: root.to_path_buf(),
@@ -470,6 +468,39 @@ fn contract_object<'c>(contract: &'c Contract, object: &str) -> &'c SchemaObject
         .iter()
         .find(|o| o.name == object)
         .unwrap_or(&contract.schema[0])
+}
+
+/// The recipe's masks plus a hash for every column classified `pii` that the recipe does not
+/// mention; each masked column must exist, and only text can be hashed or redacted.
+fn effective_masks(
+    contract: &Contract,
+    object: &str,
+    recipe: &BTreeMap<String, MaskMethod>,
+) -> std::result::Result<BTreeMap<String, MaskMethod>, String> {
+    let schema = contract_object(contract, object);
+    let mut masks = recipe.clone();
+    for p in &schema.properties {
+        if p.classification
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case("pii"))
+        {
+            masks.entry(p.name.clone()).or_insert(MaskMethod::Hash);
+        }
+    }
+    for (column, method) in &masks {
+        let property = schema
+            .property(column)
+            .ok_or_else(|| format!("masked column `{column}` is not in its contract"))?;
+        let is_text = property
+            .data_type()
+            .is_ok_and(|t| t == arrow::datatypes::DataType::Utf8);
+        if *method != MaskMethod::Null && !is_text {
+            return Err(format!(
+                "column `{column}` is not text: it can only be masked with `null`"
+            ));
+        }
+    }
+    Ok(masks)
 }
 
 fn load_contract(root: &Path, rel: &Path, object: Option<&str>) -> Result<(Contract, String)> {

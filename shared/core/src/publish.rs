@@ -47,6 +47,9 @@ pub struct Commit {
     pub contract_id: String,
     /// Contract version.
     pub contract_version: String,
+    /// Checks run on this version (all passed, or it would not be committed).
+    #[serde(default)]
+    pub checks: crate::events::CheckCounts,
     /// The input the version came from.
     pub source: String,
     /// When.
@@ -333,6 +336,7 @@ mod tests {
                     contract_version: "1".into(),
                     source: "s".into(),
                     committed_at: Utc::now(),
+                    checks: Default::default(),
                 },
             )
         };

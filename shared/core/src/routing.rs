@@ -7,7 +7,9 @@
 
 use serde_json::{Value, json};
 
-use crate::events::{BusEvent, OBJECT_CREATED, PRODUCT_PUBLISHED, S3_SOURCE, TESSERA_SOURCE};
+use crate::events::{
+    BusEvent, CONTRACT_VIOLATED, OBJECT_CREATED, PRODUCT_PUBLISHED, S3_SOURCE, TESSERA_SOURCE,
+};
 use crate::keys::Zone;
 
 /// The five functions of a domain pipeline.
@@ -94,6 +96,11 @@ pub fn rules() -> Vec<Rule> {
                 "detail": { "stage": ["contract-check"] }
             }),
             target: Function::Aggregate,
+        },
+        Rule {
+            name: "violated-to-catalog-register",
+            pattern: json!({ "source": [TESSERA_SOURCE], "detail-type": [CONTRACT_VIOLATED] }),
+            target: Function::CatalogRegister,
         },
         Rule {
             name: "published-to-catalog-register",

@@ -175,11 +175,6 @@ fn parse_json_as(dt: &DataType, value: &Value, spec: &ColumnSpec) -> Result<Cell
             .as_u64()
             .ok_or_else(|| format!("`{n}` is not an unsigned integer"))
             .and_then(|v| uint_in_range(dt, v)),
-        (DataType::Timestamp(_, _), Value::Number(n)) => n
-            .as_i64()
-            .and_then(|s| s.checked_mul(1_000_000))
-            .map(Cell::Timestamp)
-            .ok_or_else(|| format!("`{n}` is not epoch seconds")),
         (DataType::Boolean, Value::Bool(b)) => Ok(Cell::Bool(*b)),
         (_, Value::String(s)) => parse_str(dt, s, spec),
         (_, Value::Number(n)) => parse_str(dt, &n.to_string(), spec),

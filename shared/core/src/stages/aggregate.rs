@@ -159,6 +159,7 @@ async fn aggregate_one(
         contract_version: product.contract.version.clone(),
         source: published.commit_key.clone(),
         committed_at: Utc::now(),
+        checks: record.checks,
     };
     match publish::commit(&ctx.storage, bucket, &product.name, &commit).await? {
         Some(commit_key) => {

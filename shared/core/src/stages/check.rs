@@ -59,7 +59,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
             &id,
             &commit_key,
             &commit,
-            CheckCounts::default(),
+            commit.checks,
             "contract-check",
         );
         ctx.bus.publish(vec![event.event()]).await?;
@@ -153,6 +153,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         contract_version: product.contract.version.clone(),
         source: key.into(),
         committed_at: Utc::now(),
+        checks: record.checks,
     };
     let report_key = format!(
         "{}_reports/{id}.json",
@@ -248,19 +249,11 @@ pub struct Masker {
 }
 
 impl Masker {
-    /// The masks of a product: its recipe, plus a hash for every `pii` column the recipe forgot.
+    /// The masks of a product (its recipe, with `pii` columns hashed by default; see
+    /// [`Mesh::load`](crate::mesh::Mesh::load)).
     pub fn new(product: &Product, salt: &str) -> Result<Masker> {
-        let mut methods = product.mask.clone();
-        for p in &product.schema().properties {
-            if p.classification
-                .as_deref()
-                .is_some_and(|c| c.eq_ignore_ascii_case("pii"))
-            {
-                methods.entry(p.name.clone()).or_insert(MaskMethod::Hash);
-            }
-        }
         Ok(Masker {
-            methods,
+            methods: product.mask.clone(),
             salt: salt.to_owned(),
         })
     }
@@ -317,15 +310,15 @@ impl Masker {
                             .finalize(),
                     ),
                     MaskMethod::Redact => {
-                        let tail: String = v
-                            .chars()
-                            .rev()
-                            .take(4)
-                            .collect::<Vec<_>>()
-                            .into_iter()
-                            .rev()
-                            .collect();
-                        format!("****{tail}")
+                        // The last four characters are kept only of long values (card or phone
+                        // numbers); a short value would be published whole.
+                        let n = v.chars().count();
+                        let tail: String = v.chars().skip(n.saturating_sub(4)).collect();
+                        if n >= 8 {
+                            format!("****{tail}")
+                        } else {
+                            "****".to_owned()
+                        }
                     }
                     MaskMethod::Null => String::new(),
                 })

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::catalog::{Column, Database, Partition, Table, athena_type};
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::events::ProductPublished;
+use crate::events::{ContractViolated, ProductPublished};
 use crate::keys::input_id;
 use crate::mesh::Product;
 use crate::publish::unescape_partition;
@@ -78,23 +78,10 @@ pub async fn run(ctx: &Context, published: &ProductPublished) -> Result<RunRecor
         .parameters
         .insert("checks_failed".into(), published.checks.failed.to_string());
 
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let current = ctx
-            .catalog
-            .get_table(&domain.database, &product.name)
-            .await?;
-        let expected = current.as_ref().map_or(0, |t| t.version);
-        desired.version = expected;
-        match ctx.catalog.put_table(&desired, expected).await {
-            Ok(()) => break,
-            Err(Error::Conflict(why)) if attempt < CAS_ATTEMPTS => {
-                tracing::info!(table = %product.name, attempt, %why, "catalog update lost a race; retrying");
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    update_table(ctx, &domain.database, &product.name, |_| {
+        Some(desired.clone())
+    })
+    .await?;
     let partitions: Vec<Partition> = published
         .partitions
         .iter()
@@ -121,6 +108,100 @@ pub async fn run(ctx: &Context, published: &ProductPublished) -> Result<RunRecor
         .notes
         .push(format!("{added} new partitions of {}", partitions.len()));
     runs::save(&ctx.storage, &published.bucket, record, started).await
+}
+
+/// Records a refused product version on its table: `quality_status` becomes `failed` with the
+/// time and the failed checks, until the next version is published. A product never published
+/// has no table yet, and nothing is recorded.
+pub async fn record_violation(ctx: &Context, violated: &ContractViolated) -> Result<RunRecord> {
+    let domain = ctx
+        .mesh
+        .domain(&violated.domain)
+        .filter(|d| d.bucket == violated.bucket)
+        .ok_or_else(|| {
+            Error::BadEvent(format!(
+                "no domain `{}` with bucket `{}` in the mesh",
+                violated.domain, violated.bucket
+            ))
+        })?;
+    let id = input_id(&violated.bucket, &violated.report_key, "catalog");
+    let input = InputRef {
+        bucket: violated.bucket.clone(),
+        key: violated.report_key.clone(),
+        version: violated.run_id.clone(),
+    };
+    let (mut record, started) = RunRecord::start(
+        &id,
+        "catalog-register",
+        &domain.name,
+        &violated.product,
+        input,
+    );
+    let when = chrono::Utc::now().to_rfc3339();
+    let failed: String = violated
+        .failed_checks
+        .join("; ")
+        .chars()
+        .take(2000)
+        .collect();
+    let updated = update_table(ctx, &domain.database, &violated.product, |current| {
+        let mut table = current?.clone();
+        table
+            .parameters
+            .insert("quality_status".into(), "failed".into());
+        table
+            .parameters
+            .insert("last_violation".into(), when.clone());
+        table
+            .parameters
+            .insert("last_violation_checks".into(), failed.clone());
+        table
+            .parameters
+            .insert("last_violation_report".into(), violated.report_key.clone());
+        Some(table)
+    })
+    .await?;
+    if updated {
+        record.status = RunStatus::Succeeded;
+        record
+            .outputs
+            .push(format!("catalog:{}.{}", domain.database, violated.product));
+        record.notes.push("quality status set to failed".into());
+    } else {
+        record.status = RunStatus::Skipped;
+        record
+            .notes
+            .push("the product has no catalog table yet".into());
+    }
+    runs::save(&ctx.storage, &violated.bucket, record, started).await
+}
+
+/// Replaces a table with what `change` makes of the current one (`None`: leave it), as a
+/// compare-and-swap on the table version, retried when a concurrent writer got there first.
+/// Returns whether a table was written.
+async fn update_table(
+    ctx: &Context,
+    database: &str,
+    name: &str,
+    change: impl Fn(Option<&Table>) -> Option<Table>,
+) -> Result<bool> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = ctx.catalog.get_table(database, name).await?;
+        let expected = current.as_ref().map_or(0, |t| t.version);
+        let Some(mut next) = change(current.as_ref()) else {
+            return Ok(false);
+        };
+        next.version = expected;
+        match ctx.catalog.put_table(&next, expected).await {
+            Ok(()) => return Ok(true),
+            Err(Error::Conflict(why)) if attempt < CAS_ATTEMPTS => {
+                tracing::info!(table = %name, attempt, %why, "catalog update lost a race; retrying");
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The catalog table of a product, from its contract.

@@ -111,7 +111,14 @@ async fn json_values_are_typed_per_contract() {
             Ok("2024-05-01T10:00:00Z"),
         ),
         ("ts", json!("1714557600"), Ok("2024-05-01T10:00:00Z")),
-        ("ts", json!(1.5), Err("`1.5` is not epoch seconds")),
+        ("ts", json!(1.5), Err("cannot read `1.5` as a timestamp")),
+        // Epoch numbers follow the digit rule of text: 9 to 11 digits are seconds, 12 or 13
+        // milliseconds.
+        (
+            "ts",
+            json!(1714557600123_i64),
+            Ok("2024-05-01T10:00:00.123Z"),
+        ),
         (
             "local_ts",
             json!("2024-05-01T12:00:00"),

@@ -22,6 +22,8 @@ mod ingest_csv;
 #[cfg(test)]
 mod ingest_ndjson;
 #[cfg(test)]
+mod mesh;
+#[cfg(test)]
 mod query;
 #[cfg(test)]
 mod register;
