@@ -1,6 +1,8 @@
 //! Helpers shared by Tessera's end-to-end tests (`it/`): the repository's sample mesh, its
 //! event fixtures, and embedded ports over a temporary warehouse.
 #![warn(missing_docs)]
+// Test support: a broken fixture stops the test that needs it, with the reason.
+#![allow(clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
