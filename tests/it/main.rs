@@ -1,8 +1,17 @@
 //! Tessera's end-to-end tests, one binary: event fixtures, function handlers, the embedded
 //! `tessera run` of the sample mesh, and Parquet read back by another reader.
 
+//!
+//! The modules are `cfg(test)` so that their helpers, not only the `#[test]` functions, may
+//! unwrap (see `clippy.toml`).
+
+#[cfg(test)]
 mod events;
+#[cfg(test)]
 mod handlers;
+#[cfg(test)]
 mod interop;
+#[cfg(test)]
 mod lint;
+#[cfg(test)]
 mod run;
