@@ -8,18 +8,18 @@
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use chrono::Utc;
 use datafusion::prelude::SessionContext;
 use tessera_contract::Checker;
 
+use super::version::Version;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::events::{CheckCounts, ContractViolated, ProductPublished};
+use crate::events::{CheckCounts, ProductPublished};
 use crate::keys::input_id;
 use crate::mesh::{Product, ProductKind};
-use crate::publish::{self, Commit, CommitMode, PartitionedWriter};
+use crate::publish::CommitMode;
 use crate::query::product_table;
-use crate::runs::{self, InputRef, RunRecord, RunStatus};
+use crate::runs::{self, InputRef, RunRecord};
 use crate::typing::nullable_fields;
 
 /// Recomputes every aggregate of the published product.
@@ -97,94 +97,25 @@ async fn aggregate_one(
     let (passed, failed) = report.counts();
     record.checks = CheckCounts { passed, failed };
 
+    let decision = Version {
+        ctx,
+        domain,
+        product,
+        bucket,
+        id: &id,
+        input_key: &published.commit_key,
+        stage: "aggregate",
+    };
     if !report.passed() {
-        let base = format!("quarantine/{}/aggregate/{id}/", product.name);
-        let report_key = format!("{base}report.json");
-        super::check::write_report(
-            ctx,
-            bucket,
-            &report_key,
-            product,
-            &published.commit_key,
-            &report,
-        )
-        .await?;
-        let failed_checks: Vec<String> = report.failed().map(|c| c.name.clone()).collect();
-        let violation = ContractViolated {
-            domain: domain.into(),
-            product: product.name.clone(),
-            contract_id: product.contract.id.clone(),
-            contract_version: product.contract.version.clone(),
-            bucket: bucket.clone(),
-            input_key: published.commit_key.clone(),
-            quarantine_key: report_key.clone(),
-            report_key: report_key.clone(),
-            rows: record.rows_in,
-            failed_checks: failed_checks.clone(),
-            checks: record.checks,
-            run_id: id.clone(),
-        };
-        ctx.bus.publish(vec![violation.event()]).await?;
-        record.status = RunStatus::Quarantined;
-        record.outputs.push(report_key);
-        record.notes = failed_checks;
+        decision.refuse(&id, &report, false, &mut record).await?;
         return runs::save(&ctx.storage, bucket, record, started).await;
     }
-
-    let partition_columns: Vec<String> = product
-        .schema()
-        .partition_columns()
-        .iter()
-        .map(|p| p.name.clone())
-        .collect();
-    let mut writer = PartitionedWriter::new(
-        &ctx.storage,
-        bucket,
-        &product.name,
-        &id,
-        Arc::clone(&schema),
-        &partition_columns,
-    )?;
+    let mut writer = decision.writer(Arc::clone(&schema))?;
     for b in &batches {
         writer.write(b).await?;
     }
-    let (partitions, files) = writer.finish().await?;
-    let commit = Commit {
-        version: id.clone(),
-        mode: CommitMode::Overwrite,
-        files,
-        partitions,
-        rows: record.rows_in,
-        contract_id: product.contract.id.clone(),
-        contract_version: product.contract.version.clone(),
-        source: published.commit_key.clone(),
-        committed_at: Utc::now(),
-        checks: record.checks,
-    };
-    match publish::commit(&ctx.storage, bucket, &product.name, &commit).await? {
-        Some(commit_key) => {
-            let event = super::check::published_event(
-                product,
-                domain,
-                bucket,
-                &id,
-                &commit_key,
-                &commit,
-                record.checks,
-                "aggregate",
-            );
-            ctx.bus.publish(vec![event.event()]).await?;
-            record.status = RunStatus::Published;
-            record.rows_out = commit.rows;
-            record.outputs = commit.files.clone();
-            record.outputs.push(commit_key);
-        }
-        None => {
-            record.status = RunStatus::Skipped;
-            record
-                .notes
-                .push(format!("version `{id}` was already published"));
-        }
-    }
+    decision
+        .commit(writer, CommitMode::Overwrite, &mut record)
+        .await?;
     runs::save(&ctx.storage, bucket, record, started).await
 }

@@ -10,19 +10,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
-use bytes::Bytes;
-use chrono::Utc;
 use futures::StreamExt;
-use serde_json::json;
 use sha2::{Digest, Sha256};
-use tessera_contract::{CheckReport, Checker};
+use tessera_contract::Checker;
 
+use super::version::Version;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::events::{CheckCounts, ContractViolated, ProductPublished};
+use crate::events::CheckCounts;
 use crate::keys::{Zone, derived_id};
 use crate::mesh::{MaskMethod, Product};
-use crate::publish::{self, Commit, CommitMode, PartitionedWriter};
+use crate::publish::{self, CommitMode};
 use crate::runs::{self, InputRef, RunRecord, RunStatus};
 
 /// Checks one cleaned object and publishes or quarantines it.
@@ -39,30 +37,27 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
     let (mut record, started) =
         RunRecord::start(&id, "contract-check", &domain.name, &product.name, input);
     let masker = Masker::new(product, &ctx.mesh.pii_salt)?;
+    let decision = Version {
+        ctx,
+        domain: &domain.name,
+        product,
+        bucket,
+        id: &id,
+        input_key: key,
+        stage: "contract-check",
+    };
 
-    if let Some((commit_key, commit)) = publish::commits(&ctx.storage, bucket, &product.name)
-        .await?
-        .into_iter()
-        .find(|(_, c)| c.version == id)
-    {
-        // Published by an earlier delivery of this event: publish the event again (it may have
+    let log = publish::commits(&ctx.storage, bucket, &product.name).await?;
+    if let Some((commit_key, commit)) = log.into_iter().find(|(_, c)| c.version == id) {
+        // Published by an earlier delivery of this event: announce it again (the event may have
         // been lost with the crash that caused the retry) and stop.
+        decision.announce(&commit_key, &commit).await?;
         record.status = RunStatus::Skipped;
         record.rows_in = commit.rows;
+        record.checks = commit.checks;
         record.notes.push(format!(
             "version `{id}` was already published; event sent again"
         ));
-        let event = published_event(
-            product,
-            &domain.name,
-            bucket,
-            &id,
-            &commit_key,
-            &commit,
-            commit.checks,
-            "contract-check",
-        );
-        ctx.bus.publish(vec![event.event()]).await?;
         return runs::save(&ctx.storage, bucket, record, started).await;
     }
 
@@ -79,166 +74,33 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
     record.checks = CheckCounts { passed, failed };
 
     if !report.passed() {
-        let stem = zk.file.trim_end_matches(".parquet");
-        let base = format!(
-            "{}{}/contract-check/{stem}/",
-            Zone::Quarantine.prefix(),
-            product.name
-        );
-        let data_key = format!("{base}data.parquet");
-        let report_key = format!("{base}report.json");
-        write_report(ctx, bucket, &report_key, product, key, &report).await?;
-        ctx.storage.copy(bucket, key, &data_key).await?;
-        let failed_checks: Vec<String> = report
-            .failed()
-            .map(|c| {
-                format!(
-                    "{}: observed {} (expected {})",
-                    c.name,
-                    c.observed.map_or("-".into(), |v| v.to_string()),
-                    c.expectation
-                )
-            })
-            .collect();
-        let violation = ContractViolated {
-            domain: domain.name.clone(),
-            product: product.name.clone(),
-            contract_id: product.contract.id.clone(),
-            contract_version: product.contract.version.clone(),
-            bucket: bucket.into(),
-            input_key: key.into(),
-            quarantine_key: data_key.clone(),
-            report_key: report_key.clone(),
-            rows: record.rows_in,
-            failed_checks: failed_checks.clone(),
-            checks: record.checks,
-            run_id: id.clone(),
-        };
-        ctx.bus.publish(vec![violation.event()]).await?;
-        record.status = RunStatus::Quarantined;
         record.quarantined = record.rows_in;
-        record.outputs = vec![data_key, report_key];
-        record.notes = failed_checks;
+        decision
+            .refuse(
+                zk.file.trim_end_matches(".parquet"),
+                &report,
+                true,
+                &mut record,
+            )
+            .await?;
         return runs::save(&ctx.storage, bucket, record, started).await;
     }
 
     // Pass 2: write the partitioned files, then commit.
-    let partition_columns: Vec<String> = product
-        .schema()
-        .partition_columns()
-        .iter()
-        .map(|p| p.name.clone())
-        .collect();
     let mut stream = ctx.storage.read_parquet(bucket, key).await?;
-    let schema = masker.schema(stream.schema())?;
-    let mut writer = PartitionedWriter::new(
-        &ctx.storage,
-        bucket,
-        &product.name,
-        &id,
-        schema,
-        &partition_columns,
-    )?;
+    let mut writer = decision.writer(masker.schema(stream.schema())?)?;
     while let Some(batch) = stream.next().await {
         writer.write(&masker.apply(&batch?)?).await?;
     }
-    let (partitions, files) = writer.finish().await?;
-    let commit = Commit {
-        version: id.clone(),
-        mode: CommitMode::Append,
-        files,
-        partitions,
-        rows: record.rows_in,
-        contract_id: product.contract.id.clone(),
-        contract_version: product.contract.version.clone(),
-        source: key.into(),
-        committed_at: Utc::now(),
-        checks: record.checks,
-    };
     let report_key = format!(
         "{}_reports/{id}.json",
         publish::product_prefix(&product.name)
     );
-    write_report(ctx, bucket, &report_key, product, key, &report).await?;
-    match publish::commit(&ctx.storage, bucket, &product.name, &commit).await? {
-        Some(commit_key) => {
-            let event = published_event(
-                product,
-                &domain.name,
-                bucket,
-                &id,
-                &commit_key,
-                &commit,
-                record.checks,
-                "contract-check",
-            );
-            ctx.bus.publish(vec![event.event()]).await?;
-            record.status = RunStatus::Published;
-            record.rows_out = commit.rows;
-            record.outputs = commit.files.clone();
-            record.outputs.push(commit_key);
-        }
-        None => {
-            record.status = RunStatus::Skipped;
-            record.notes.push(format!(
-                "version `{id}` was committed concurrently by another delivery"
-            ));
-        }
-    }
-    runs::save(&ctx.storage, bucket, record, started).await
-}
-
-/// The `DataProductPublished` detail of a commit.
-#[allow(clippy::too_many_arguments)]
-pub fn published_event(
-    product: &Product,
-    domain: &str,
-    bucket: &str,
-    version: &str,
-    commit_key: &str,
-    commit: &Commit,
-    checks: CheckCounts,
-    stage: &str,
-) -> ProductPublished {
-    ProductPublished {
-        domain: domain.into(),
-        product: product.name.clone(),
-        stage: stage.into(),
-        contract_id: product.contract.id.clone(),
-        contract_version: product.contract.version.clone(),
-        bucket: bucket.into(),
-        location: publish::product_prefix(&product.name),
-        version: version.into(),
-        commit_key: commit_key.into(),
-        rows: commit.rows,
-        partitions: commit.partitions.clone(),
-        checks,
-        run_id: version.into(),
-    }
-}
-
-/// Stores a check report as JSON.
-pub async fn write_report(
-    ctx: &Context,
-    bucket: &str,
-    key: &str,
-    product: &Product,
-    input: &str,
-    report: &CheckReport,
-) -> Result<()> {
-    let body = json!({
-        "product": product.name,
-        "domain": product.domain,
-        "contract_id": product.contract.id,
-        "contract_version": product.contract.version,
-        "input": input,
-        "passed": report.passed(),
-        "report": report,
-    });
-    ctx.storage
-        .put(bucket, key, Bytes::from(serde_json::to_vec_pretty(&body)?))
+    decision.write_report(&report_key, &report).await?;
+    decision
+        .commit(writer, CommitMode::Append, &mut record)
         .await?;
-    Ok(())
+    runs::save(&ctx.storage, bucket, record, started).await
 }
 
 /// Applies the product's personal-data protection to batches.

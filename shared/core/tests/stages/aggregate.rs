@@ -184,7 +184,7 @@ async fn an_aggregate_that_breaks_its_contract_is_not_published() {
         .expect("aggregate runs");
     let run = &runs[0];
     assert_eq!(run.status, RunStatus::Quarantined, "{run:#?}");
-    assert_eq!(run.notes, ["orders.minimum"]);
+    assert_eq!(run.notes, ["orders.minimum: observed 1 (expected = 0)"]);
     let report_key = format!(
         "quarantine/daily_totals/aggregate/{}/report.json",
         run.run_id
@@ -207,7 +207,10 @@ async fn an_aggregate_that_breaks_its_contract_is_not_published() {
         .collect();
     assert_eq!(violations.len(), 1);
     assert_eq!(violations[0].product, "daily_totals");
-    assert_eq!(violations[0].failed_checks, ["orders.minimum"]);
+    assert_eq!(
+        violations[0].failed_checks,
+        ["orders.minimum: observed 1 (expected = 0)"]
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,198 @@
+//! What contract-check and aggregate share: a checked product version is either refused
+//! (quarantine, report, `ContractViolated`) or written and committed (`DataProductPublished`).
+
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use chrono::Utc;
+use serde_json::json;
+use tessera_contract::CheckReport;
+
+use crate::context::Context;
+use crate::error::Result;
+use crate::events::{ContractViolated, ProductPublished};
+use crate::keys::Zone;
+use crate::mesh::Product;
+use crate::publish::{self, Commit, CommitMode, PartitionedWriter};
+use crate::runs::{RunRecord, RunStatus};
+
+/// A product version being decided.
+#[derive(Debug)]
+pub struct Version<'a> {
+    /// The ports.
+    pub ctx: &'a Context,
+    /// Owning domain.
+    pub domain: &'a str,
+    /// The product.
+    pub product: &'a Product,
+    /// The domain bucket.
+    pub bucket: &'a str,
+    /// Version id (derived from the input).
+    pub id: &'a str,
+    /// The input the version comes from.
+    pub input_key: &'a str,
+    /// The stage deciding (`contract-check` or `aggregate`).
+    pub stage: &'static str,
+}
+
+impl Version<'_> {
+    /// A writer of this version's files, partitioned as the contract says.
+    pub fn writer(&self, schema: SchemaRef) -> Result<PartitionedWriter> {
+        let partition_columns: Vec<String> = self
+            .product
+            .schema()
+            .partition_columns()
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        PartitionedWriter::new(
+            &self.ctx.storage,
+            self.bucket,
+            &self.product.name,
+            self.id,
+            schema,
+            &partition_columns,
+        )
+    }
+
+    /// Stores a check report as JSON.
+    pub async fn write_report(&self, key: &str, report: &CheckReport) -> Result<()> {
+        let body = json!({
+            "product": self.product.name,
+            "domain": self.domain,
+            "contract_id": self.product.contract.id,
+            "contract_version": self.product.contract.version,
+            "version": self.id,
+            "input": self.input_key,
+            "passed": report.passed(),
+            "report": report,
+        });
+        self.ctx
+            .storage
+            .put(
+                self.bucket,
+                key,
+                Bytes::from(serde_json::to_vec_pretty(&body)?),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Refuses the version: its report, and a copy of its data when `keep_data` (the input is a
+    /// data file), go to `quarantine/<product>/<stage>/<name>/`; `ContractViolated` is sent.
+    pub async fn refuse(
+        &self,
+        name: &str,
+        report: &CheckReport,
+        keep_data: bool,
+        record: &mut RunRecord,
+    ) -> Result<()> {
+        let base = format!(
+            "{}{}/{}/{name}/",
+            Zone::Quarantine.prefix(),
+            self.product.name,
+            self.stage
+        );
+        let report_key = format!("{base}report.json");
+        self.write_report(&report_key, report).await?;
+        let quarantine_key = if keep_data {
+            let data_key = format!("{base}data.parquet");
+            self.ctx
+                .storage
+                .copy(self.bucket, self.input_key, &data_key)
+                .await?;
+            record.outputs.push(data_key.clone());
+            data_key
+        } else {
+            report_key.clone()
+        };
+        record.outputs.push(report_key.clone());
+        let failed_checks: Vec<String> = report
+            .failed()
+            .map(|c| {
+                let observed = c.observed.map_or("-".into(), |v| v.to_string());
+                format!(
+                    "{}: observed {observed} (expected {})",
+                    c.name, c.expectation
+                )
+            })
+            .collect();
+        let violation = ContractViolated {
+            domain: self.domain.into(),
+            product: self.product.name.clone(),
+            contract_id: self.product.contract.id.clone(),
+            contract_version: self.product.contract.version.clone(),
+            bucket: self.bucket.into(),
+            input_key: self.input_key.into(),
+            quarantine_key,
+            report_key,
+            rows: record.rows_in,
+            failed_checks: failed_checks.clone(),
+            checks: record.checks,
+            run_id: self.id.into(),
+        };
+        self.ctx.bus.publish(vec![violation.event()]).await?;
+        record.status = RunStatus::Quarantined;
+        record.notes = failed_checks;
+        Ok(())
+    }
+
+    /// Completes the files, commits them (at most once per version) and sends
+    /// `DataProductPublished`.
+    pub async fn commit(
+        &self,
+        writer: PartitionedWriter,
+        mode: CommitMode,
+        record: &mut RunRecord,
+    ) -> Result<()> {
+        let (partitions, files) = writer.finish().await?;
+        let commit = Commit {
+            version: self.id.into(),
+            mode,
+            files,
+            partitions,
+            rows: record.rows_in,
+            contract_id: self.product.contract.id.clone(),
+            contract_version: self.product.contract.version.clone(),
+            source: self.input_key.into(),
+            committed_at: Utc::now(),
+            checks: record.checks,
+        };
+        match publish::commit(&self.ctx.storage, self.bucket, &self.product.name, &commit).await? {
+            Some(commit_key) => {
+                self.announce(&commit_key, &commit).await?;
+                record.status = RunStatus::Published;
+                record.rows_out = commit.rows;
+                record.outputs.extend(commit.files.iter().cloned());
+                record.outputs.push(commit_key);
+            }
+            None => {
+                record.status = RunStatus::Skipped;
+                record.notes.push(format!(
+                    "version `{}` was committed by another delivery",
+                    self.id
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `DataProductPublished` for a commit (again, when a retried event finds it done).
+    pub async fn announce(&self, commit_key: &str, commit: &Commit) -> Result<()> {
+        let detail = ProductPublished {
+            domain: self.domain.into(),
+            product: self.product.name.clone(),
+            stage: self.stage.into(),
+            contract_id: self.product.contract.id.clone(),
+            contract_version: self.product.contract.version.clone(),
+            bucket: self.bucket.into(),
+            location: publish::product_prefix(&self.product.name),
+            version: self.id.into(),
+            commit_key: commit_key.into(),
+            rows: commit.rows,
+            partitions: commit.partitions.clone(),
+            checks: commit.checks,
+            run_id: self.id.into(),
+        };
+        self.ctx.bus.publish(vec![detail.event()]).await
+    }
+}
