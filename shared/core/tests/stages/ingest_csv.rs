@@ -5,7 +5,7 @@ use arrow::util::display::array_value_to_string;
 use serde_json::json;
 use tessera_core::runs::RunStatus;
 
-use crate::support::{Fx, assert_table};
+use crate::support::{Fx, assert_table, cell_matches};
 
 /// A contract with one column of each type ingest reads.
 pub const TYPED_CONTRACT: &str = r#"
@@ -231,13 +231,7 @@ async fn csv_values_are_typed_per_contract() {
     let mut failures = Vec::new();
     for (case, (column, text, expected)) in cases.iter().enumerate() {
         let actual = csv_cell(&fx, case, column, text).await;
-        let ok = match (&actual, expected) {
-            (Ok(a), Ok(e)) => a == e,
-            // The reason names the column, then says what is wrong with the value.
-            (Err(a), Err(e)) => a.starts_with(&format!("column `{column}`: ")) && a.contains(e),
-            _ => false,
-        };
-        if !ok {
+        if !cell_matches(column, &actual, expected) {
             failures.push(format!(
                 "{column} = {text:?}: expected {expected:?}, got {actual:?}"
             ));

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use tessera_core::runs::RunStatus;
 
 use crate::ingest_csv::typed;
-use crate::support::{Fx, assert_table, lines};
+use crate::support::{Fx, assert_table, cell_matches, lines};
 
 /// Ingests one line `{column: value}`; the value as Arrow displays it (`null` for null), or the
 /// quarantine reason.
@@ -165,12 +165,7 @@ async fn json_values_are_typed_per_contract() {
     let mut failures = Vec::new();
     for (case, (column, value, expected)) in cases.iter().enumerate() {
         let actual = json_cell(&fx, case, column, value).await;
-        let ok = match (&actual, expected) {
-            (Ok(a), Ok(e)) => a == e,
-            (Err(a), Err(e)) => a.starts_with(&format!("column `{column}`: ")) && a.contains(e),
-            _ => false,
-        };
-        if !ok {
+        if !cell_matches(column, &actual, expected) {
             failures.push(format!(
                 "{column} = {value}: expected {expected:?}, got {actual:?}"
             ));

@@ -253,3 +253,17 @@ pub fn assert_table(actual: &[String], expected: &[&str]) {
 pub fn object_created(key: &str, size: u64) -> Value {
     ObjectCreated::event(BUCKET, key, size, Some("\"etag-1\"".into())).to_json()
 }
+
+/// Whether a typed cell is what a case expects: the same rendered value, or a reason that names
+/// the column first and then says what is wrong with the value.
+pub fn cell_matches(
+    column: &str,
+    actual: &Result<String, String>,
+    expected: &Result<&str, &str>,
+) -> bool {
+    match (actual, expected) {
+        (Ok(a), Ok(e)) => a == e,
+        (Err(a), Err(e)) => a.starts_with(&format!("column `{column}`: ")) && a.contains(e),
+        _ => false,
+    }
+}
