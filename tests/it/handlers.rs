@@ -228,6 +228,23 @@ async fn bad_data_never_fails_an_invocation() {
             }
         }
     }
+    // A key with characters object stores treat specially is read under its exact name.
+    let key = "raw/orders/May {2024} 100% [final].csv";
+    let raw =
+        std::fs::read(repo_root().join("domains/sales/orders/raw/orders_2024-05-02.csv")).unwrap();
+    ctx.storage
+        .put("tessera-sample-sales", key, Bytes::from(raw))
+        .await
+        .unwrap();
+    let mut e = event("s3-object-created-raw.json");
+    e["detail"]["object"]["key"] = tessera_core::events::encode_key(key).into();
+    let out = ingest::handler(ctx, e).await.unwrap();
+    assert_eq!(
+        (out.runs[0].status, out.runs[0].rows_out),
+        (RunStatus::Succeeded, 6)
+    );
+    assert!(dir.path().join("tessera-sample-sales").join(key).is_file());
+
     // A hostile key is refused as a bad event, not a crash, and not retried.
     let mut e = event("s3-object-created-raw.json");
     e["detail"]["object"]["key"] =

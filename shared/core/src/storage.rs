@@ -102,6 +102,17 @@ pub fn validate_bucket(bucket: &str) -> Result<()> {
     }
 }
 
+/// The object path of a key, verbatim: S3 keys are stored exactly as named (the `From` conversion
+/// of `object_store` would percent-encode characters such as `%` or `{` into another key).
+fn object_path(key: &str) -> Result<Path> {
+    Path::parse(key).map_err(|e| {
+        Error::BadEvent(format!(
+            "`{}` is not a valid object key: {e}",
+            key.escape_debug()
+        ))
+    })
+}
+
 /// What was written.
 #[derive(Debug, Clone)]
 pub struct Written {
@@ -160,7 +171,7 @@ impl Storage {
         let size = data.len() as u64;
         let r = self
             .store(bucket)?
-            .put(&Path::from(key), PutPayload::from(data))
+            .put(&object_path(key)?, PutPayload::from(data))
             .await?;
         let w = Written {
             bucket: bucket.into(),
@@ -187,7 +198,7 @@ impl Storage {
         };
         match self
             .store(bucket)?
-            .put_opts(&Path::from(key), PutPayload::from(data), opts)
+            .put_opts(&object_path(key)?, PutPayload::from(data), opts)
             .await
         {
             Ok(r) => {
@@ -209,7 +220,7 @@ impl Storage {
     pub async fn get(&self, bucket: &str, key: &str) -> Result<Bytes> {
         Ok(self
             .store(bucket)?
-            .get(&Path::from(key))
+            .get(&object_path(key)?)
             .await?
             .bytes()
             .await?)
@@ -226,12 +237,12 @@ impl Storage {
 
     /// Size and tag of an object.
     pub async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
-        Ok(self.store(bucket)?.head(&Path::from(key)).await?)
+        Ok(self.store(bucket)?.head(&object_path(key)?).await?)
     }
 
     /// Objects under a prefix, sorted by key.
     pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        let prefix = Path::from(prefix.trim_end_matches('/'));
+        let prefix = object_path(prefix.trim_end_matches('/'))?;
         let mut all: Vec<ObjectMeta> = self
             .store(bucket)?
             .list(Some(&prefix))
@@ -244,8 +255,8 @@ impl Storage {
     /// Copies an object within a bucket.
     pub async fn copy(&self, bucket: &str, from: &str, to: &str) -> Result<Written> {
         let store = self.store(bucket)?;
-        store.copy(&Path::from(from), &Path::from(to)).await?;
-        let meta = store.head(&Path::from(to)).await?;
+        store.copy(&object_path(from)?, &object_path(to)?).await?;
+        let meta = store.head(&object_path(to)?).await?;
         let w = Written {
             bucket: bucket.into(),
             key: to.into(),
@@ -264,7 +275,7 @@ impl Storage {
     ) -> Result<futures::stream::BoxStream<'static, object_store::Result<Bytes>>> {
         Ok(self
             .store(bucket)?
-            .get(&Path::from(key))
+            .get(&object_path(key)?)
             .await?
             .into_stream())
     }
@@ -277,7 +288,7 @@ impl Storage {
     ) -> Result<ParquetRecordBatchStream<ObjectReader>> {
         let reader = ObjectReader {
             store: self.store(bucket)?,
-            path: Path::from(key),
+            path: object_path(key)?,
         };
         let builder = ParquetRecordBatchStreamBuilder::new(reader)
             .await
@@ -292,7 +303,7 @@ impl Storage {
 
     /// Opens a streaming writer for a text object (NDJSON quarantine files, reports).
     pub fn write_text(&self, bucket: &str, key: &str) -> Result<TextSink> {
-        let inner = object_store::buffered::BufWriter::new(self.store(bucket)?, Path::from(key));
+        let inner = object_store::buffered::BufWriter::new(self.store(bucket)?, object_path(key)?);
         Ok(TextSink {
             inner,
             storage: self.clone(),
@@ -303,7 +314,7 @@ impl Storage {
 
     /// Opens a streaming Parquet writer (multipart upload underneath).
     pub fn write_parquet(&self, bucket: &str, key: &str, schema: SchemaRef) -> Result<ParquetSink> {
-        let writer = BufWriter::new(self.store(bucket)?, Path::from(key));
+        let writer = BufWriter::new(self.store(bucket)?, object_path(key)?);
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
             .set_max_row_group_row_count(Some(128 * 1024))
