@@ -23,8 +23,7 @@ async fn published_parquet_reads_the_same_in_pyarrow() {
     let s = commands::run(&emb).await.unwrap();
     assert!(s.failures.is_empty());
 
-    let batches = commands::query(
-        &emb,
+    let batches = commands::query(&emb.context,
         "SELECT order_id, CAST(amount AS VARCHAR) AS amount, order_ts, CAST(order_date AS VARCHAR) AS order_date, status, notes \
          FROM sales.orders ORDER BY order_id",
     )

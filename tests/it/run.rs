@@ -112,7 +112,7 @@ async fn sample_mesh_runs_end_to_end() {
     );
 
     // The catalog has the three products, with owners and partitions.
-    let catalog = commands::catalog(&emb).await.unwrap();
+    let catalog = commands::catalog(&emb.context).await.unwrap();
     let names: Vec<String> = catalog
         .iter()
         .map(|e| format!("{}.{}", e.table.database, e.table.name))
@@ -146,7 +146,7 @@ async fn sample_mesh_runs_end_to_end() {
     // A query across two domains. E-mails are hashed the same way on both sides, so they still
     // join: 6 of the 7 orders match (one customer has no e-mail on file).
     let batches = commands::query(
-        &emb,
+        &emb.context,
         "SELECT c.segment, COUNT(*) AS orders, SUM(o.amount) AS revenue, \
                 SUM(CASE WHEN o.customer_email = c.email THEN 1 ELSE 0 END) AS same_hash \
          FROM sales.orders o JOIN customers.customers c ON o.customer_id = c.customer_id \
@@ -166,7 +166,7 @@ async fn sample_mesh_runs_end_to_end() {
     );
     // No clear-text e-mail reaches a product.
     let leaked = commands::query(
-        &emb,
+        &emb.context,
         "SELECT COUNT(*) AS n FROM sales.orders WHERE customer_email LIKE '%@%'",
     )
     .await

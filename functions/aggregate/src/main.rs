@@ -5,7 +5,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tessera_core::telemetry::init_json();
-    let ctx = tessera_core::Context::from_env()?;
+    let ctx = tessera_aws::context_from_env().await?;
     let ctx = &ctx;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {

@@ -232,9 +232,9 @@ pub async fn products(emb: &Embedded) -> Result<Vec<ProductSummary>> {
     Ok(out)
 }
 
-/// `tessera query`.
-pub async fn query(emb: &Embedded, sql: &str) -> Result<Vec<RecordBatch>> {
-    Ok(tessera_core::query::query(&emb.context, sql).await?)
+/// `tessera query`: DataFusion over the catalog's tables, in any environment.
+pub async fn query(ctx: &Context, sql: &str) -> Result<Vec<RecordBatch>> {
+    Ok(tessera_core::query::query(ctx, sql).await?)
 }
 
 /// A catalog table with its partition count.
@@ -247,12 +247,11 @@ pub struct CatalogEntry {
     pub partitions: usize,
 }
 
-/// `tessera catalog`.
-pub async fn catalog(emb: &Embedded) -> Result<Vec<CatalogEntry>> {
+/// `tessera catalog`, in any environment.
+pub async fn catalog(ctx: &Context) -> Result<Vec<CatalogEntry>> {
     let mut out = Vec::new();
-    for table in emb.context.catalog.tables().await? {
-        let partitions = emb
-            .context
+    for table in ctx.catalog.tables().await? {
+        let partitions = ctx
             .catalog
             .partitions(&table.database, &table.name)
             .await?

@@ -1,12 +1,13 @@
 //! `tessera`: run a data mesh on one machine, lint contracts, query products.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use tessera_cli::{commands, output};
+use tessera_core::Context;
 use tessera_core::mesh::Mesh;
 
 /// Tessera: data products on AWS, from ODCS contracts to queryable tables.
@@ -110,9 +111,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         .environment
         .clone()
         .unwrap_or_else(|| mesh.default_environment.clone());
-    let emb = commands::embedded(mesh, &env, cli.warehouse.as_deref())?;
     match cli.command {
         Command::Run { json } => {
+            let emb = commands::embedded(mesh, &env, cli.warehouse.as_deref())?;
             let summary = commands::run(&emb).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -126,7 +127,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Query { sql, json } => {
-            let batches = commands::query(&emb, &sql).await?;
+            let ctx = context(mesh, &env, cli.warehouse.as_deref()).await?;
+            let batches = commands::query(&ctx, &sql).await?;
             if json {
                 print!("{}", output::batches_json(&batches)?);
             } else {
@@ -135,7 +137,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Catalog { json } => {
-            let entries = commands::catalog(&emb).await?;
+            let ctx = context(mesh, &env, cli.warehouse.as_deref()).await?;
+            let entries = commands::catalog(&ctx).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&entries)?);
             } else {
@@ -145,4 +148,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Contract { .. } => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// The ports of an environment; `--warehouse` makes it the embedded one over that folder.
+async fn context(mesh: Arc<Mesh>, env: &str, warehouse: Option<&Path>) -> Result<Context> {
+    Ok(match warehouse {
+        Some(w) => commands::embedded(mesh, env, Some(w))?.context,
+        None => tessera_aws::context(mesh, env).await?,
+    })
 }

@@ -69,17 +69,8 @@ impl Context {
                 Ok(Context::embedded(mesh, &dir)?.context)
             }
             Environment::Aws { .. } => Err(Error::Config(format!(
-                "environment `{environment}` uses the aws backend, which this build does not include yet"
+                "environment `{environment}` uses the aws backend: build its ports with `tessera_aws::context`"
             ))),
         }
-    }
-
-    /// Ports as a Lambda function builds them at cold start: the mesh file from `TESSERA_MESH`
-    /// (default `samplecli.toml`), the environment from `TESSERA_ENV` (default the mesh's).
-    pub fn from_env() -> Result<Context> {
-        let path = std::env::var("TESSERA_MESH").unwrap_or_else(|_| "samplecli.toml".into());
-        let mesh = Arc::new(Mesh::load(Path::new(&path))?);
-        let env = std::env::var("TESSERA_ENV").unwrap_or_else(|_| mesh.default_environment.clone());
-        Context::for_environment(mesh, &env)
     }
 }

@@ -51,6 +51,9 @@ pub enum Error {
     /// The event bus failed.
     #[error("event bus: {0}")]
     Bus(String),
+    /// A remote query engine (Athena) failed.
+    #[error("query engine: {0}")]
+    Query(String),
     /// A compare-and-swap lost to a concurrent writer more times than allowed.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -85,6 +88,7 @@ impl Error {
             Error::Storage(_)
             | Error::Catalog(_)
             | Error::Bus(_)
+            | Error::Query(_)
             | Error::Conflict(_)
             | Error::Io(_) => ErrorKind::Retryable,
             Error::Parquet(_)

@@ -1,0 +1,116 @@
+//! Tessera's AWS adapters: the ports of `tessera-core` on S3, EventBridge, Glue and Athena.
+//!
+//! One settings type decides the backend: an environment of the mesh file. Against an emulator
+//! the only differences are the endpoint URL and path-style addressing; credentials and region
+//! come from the standard AWS chain (environment, profile, web identity, container, instance).
+//!
+//! * [`s3`]: object storage on S3 through `object_store` (ranged reads, multipart writes,
+//!   `If-None-Match` conditional puts for commits);
+//! * [`eventbridge`]: the event bus;
+//! * [`glue`]: the catalog, every table update a compare-and-swap on Glue's table version;
+//! * [`athena`]: SQL on AWS (start, poll, paged results).
+#![warn(missing_docs)]
+
+pub mod athena;
+pub mod eventbridge;
+pub mod glue;
+pub mod s3;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls;
+use tessera_core::bus::EventBus;
+use tessera_core::context::Context;
+use tessera_core::error::{Error, Result};
+use tessera_core::mesh::{Environment, Mesh};
+use tessera_core::storage::Storage;
+
+/// Where the AWS side is: a region, and an endpoint when it is an emulator.
+#[derive(Debug, Clone)]
+pub struct AwsSettings {
+    /// AWS region.
+    pub region: String,
+    /// Endpoint override (an emulator); `None` means AWS itself.
+    pub endpoint_url: Option<String>,
+    /// Path-style S3 addressing (emulators need it).
+    pub force_path_style: bool,
+    /// Name of the EventBridge bus for product events.
+    pub event_bus: String,
+}
+
+impl AwsSettings {
+    /// The settings of an `aws` environment; `None` for any other backend.
+    pub fn from_environment(env: &Environment) -> Option<AwsSettings> {
+        match env {
+            Environment::Aws {
+                region,
+                endpoint_url,
+                force_path_style,
+                event_bus,
+            } => Some(AwsSettings {
+                region: region.clone(),
+                endpoint_url: endpoint_url.clone(),
+                force_path_style: *force_path_style,
+                event_bus: event_bus.clone(),
+            }),
+            Environment::Embedded { .. } => None,
+        }
+    }
+
+    /// The SDK configuration: one rustls (ring) HTTPS client, the standard credential chain, the
+    /// region, and the endpoint override if any.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .region(Region::new(self.region.clone()));
+        if let Some(endpoint) = &self.endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
+        loader.load().await
+    }
+}
+
+/// The ports of an AWS environment: S3 buckets (S3 itself sends the `Object Created` events),
+/// the EventBridge bus, the Glue catalog.
+pub async fn aws_context(mesh: Arc<Mesh>, settings: &AwsSettings) -> Result<Context> {
+    let sdk = settings.sdk_config().await;
+    let buckets = Arc::new(s3::S3Buckets::new(&sdk, settings)?);
+    let storage = Storage::new(buckets, None);
+    let bus: Arc<dyn EventBus> =
+        Arc::new(eventbridge::EventBridgeBus::new(&sdk, &settings.event_bus));
+    let databases = mesh.domains.iter().map(|d| d.database.clone()).collect();
+    let catalog = Arc::new(glue::GlueCatalog::new(&sdk, databases));
+    Ok(Context {
+        mesh,
+        storage,
+        bus,
+        catalog,
+    })
+}
+
+/// The ports of a named environment of the mesh, embedded or AWS.
+pub async fn context(mesh: Arc<Mesh>, environment: &str) -> Result<Context> {
+    match AwsSettings::from_environment(mesh.environment(environment)?) {
+        Some(settings) => aws_context(mesh, &settings).await,
+        None => Context::for_environment(mesh, environment),
+    }
+}
+
+/// The ports as a Lambda function builds them once at cold start: the mesh file from
+/// `TESSERA_MESH` (default `samplecli.toml`), the environment from `TESSERA_ENV` (default the
+/// mesh's).
+pub async fn context_from_env() -> Result<Context> {
+    let path = std::env::var("TESSERA_MESH").unwrap_or_else(|_| "samplecli.toml".into());
+    let mesh = Arc::new(
+        Mesh::load(Path::new(&path)).map_err(|e| Error::Config(format!("TESSERA_MESH: {e}")))?,
+    );
+    let env = std::env::var("TESSERA_ENV").unwrap_or_else(|_| mesh.default_environment.clone());
+    context(mesh, &env).await
+}
