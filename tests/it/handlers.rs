@@ -245,6 +245,22 @@ async fn bad_data_never_fails_an_invocation() {
     );
     assert!(dir.path().join("tessera-sample-sales").join(key).is_file());
 
+    // The same file announced by a classic S3 notification (moto's spelling: no userIdentity).
+    let notification = serde_json::json!({"Records": [{
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "tessera-sample-sales"},
+               "object": {"key": "raw%2Forders%2FMay+%7B2024%7D+100%25+%5Bfinal%5D.csv", "eTag": "abc", "size": 3}}
+    }, {
+        "eventName": "ObjectRemoved:Delete",
+        "s3": {"bucket": {"name": "tessera-sample-sales"}, "object": {"key": "raw/orders/gone.csv"}}
+    }]});
+    let out = ingest::handler(ctx, notification).await.unwrap();
+    assert_eq!((out.runs.len(), out.ignored.len()), (1, 1));
+    assert_eq!(
+        (out.runs[0].status, out.runs[0].rows_out),
+        (RunStatus::Succeeded, 6)
+    );
+
     // A hostile key is refused as a bad event, not a crash, and not retried.
     let mut e = event("s3-object-created-raw.json");
     e["detail"]["object"]["key"] =

@@ -164,6 +164,27 @@ impl ObjectCreated {
     }
 }
 
+/// A record of a classic S3 event notification (`{"Records": [...]}`), as S3 sends it to SQS,
+/// SNS or Lambda. Only the fields Tessera uses are read, so emulators' variants (moto omits
+/// `userIdentity` and friends) parse too.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct S3Record {
+    /// `ObjectCreated:Put`, `ObjectCreated:CompleteMultipartUpload`, `ObjectRemoved:Delete`, ...
+    #[serde(rename = "eventName")]
+    pub event_name: String,
+    /// Bucket and object.
+    pub s3: S3Entity,
+}
+
+/// The `s3` part of a notification record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct S3Entity {
+    /// The bucket.
+    pub bucket: BucketRef,
+    /// The object (`eTag`, `versionId` spellings).
+    pub object: ObjectRef,
+}
+
 /// Encodes a key the way S3 writes it into events (space as `+`).
 pub fn encode_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len());

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::context::Context;
 use crate::error::{Error, ErrorKind};
+use crate::events::S3Record;
 use crate::events::{
     BusEvent, CONTRACT_VIOLATED, ContractViolated, OBJECT_CREATED, ObjectCreated,
     PRODUCT_PUBLISHED, ProductPublished,
@@ -58,118 +59,122 @@ impl From<Error> for FunctionError {
     }
 }
 
+/// What an invocation was triggered by, whatever envelope it came in.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    /// An object was created (S3 via EventBridge, or a classic S3 notification record).
+    Object(ObjectCreated),
+    /// A product version was published.
+    Published(ProductPublished),
+    /// A product version was refused by its contract.
+    Violated(ContractViolated),
+    /// Something this pipeline does not act on (another S3 event, another detail type).
+    Other(String),
+}
+
+fn malformed(what: &str, e: serde_json::Error) -> FunctionError {
+    FunctionError {
+        kind: ErrorKind::BadData,
+        message: format!("malformed {what}: {e}"),
+    }
+}
+
+/// Reads the triggers of an event: an EventBridge event (S3 `Object Created`, or Tessera's own
+/// events), or a classic S3 notification (`{"Records": [...]}`), one trigger per record.
+pub fn triggers(event: &Value) -> Result<Vec<Trigger>, FunctionError> {
+    if let Some(records) = event.get("Records") {
+        let records: Vec<S3Record> = serde_json::from_value(records.clone())
+            .map_err(|e| malformed("S3 notification records", e))?;
+        return Ok(records
+            .into_iter()
+            .map(|r| {
+                if r.event_name.starts_with("ObjectCreated:") {
+                    Trigger::Object(ObjectCreated {
+                        bucket: r.s3.bucket,
+                        object: r.s3.object,
+                        reason: Some(r.event_name),
+                    })
+                } else {
+                    Trigger::Other(format!("S3 `{}`", r.event_name))
+                }
+            })
+            .collect());
+    }
+    let bus_event: BusEvent = serde_json::from_value(event.clone()).map_err(|e| FunctionError {
+        kind: ErrorKind::BadData,
+        message: format!("neither an EventBridge event nor an S3 notification: {e}"),
+    })?;
+    let trigger = match bus_event.detail_type.as_str() {
+        OBJECT_CREATED => Trigger::Object(
+            serde_json::from_value(bus_event.detail)
+                .map_err(|e| malformed("`Object Created` detail", e))?,
+        ),
+        PRODUCT_PUBLISHED => Trigger::Published(
+            serde_json::from_value(bus_event.detail)
+                .map_err(|e| malformed("`DataProductPublished` detail", e))?,
+        ),
+        CONTRACT_VIOLATED => Trigger::Violated(
+            serde_json::from_value(bus_event.detail)
+                .map_err(|e| malformed("`ContractViolated` detail", e))?,
+        ),
+        other => Trigger::Other(format!("`{other}`")),
+    };
+    Ok(vec![trigger])
+}
+
 /// Runs `function` on one event.
 pub async fn handle(
     ctx: &Context,
     function: Function,
     event: &Value,
 ) -> Result<Outcome, FunctionError> {
-    let bus_event: BusEvent = serde_json::from_value(event.clone()).map_err(|e| FunctionError {
-        kind: ErrorKind::BadData,
-        message: format!("not an EventBridge event: {e}"),
-    })?;
     let mut outcome = Outcome::default();
-    match function {
-        Function::Ingest | Function::Clean | Function::ContractCheck => {
-            if bus_event.detail_type != OBJECT_CREATED {
-                outcome.ignored.push(format!(
-                    "`{}` is not an object creation",
-                    bus_event.detail_type
-                ));
-                return Ok(outcome);
+    // An EventBridge event of a kind this function does not handle is ignored unread.
+    if let Some(detail_type) = event.get("detail-type").and_then(Value::as_str)
+        && !wants(function, detail_type)
+    {
+        outcome
+            .ignored
+            .push(format!("`{detail_type}` is not for `{}`", function.name()));
+        return Ok(outcome);
+    }
+    for trigger in triggers(event)? {
+        match (function, trigger) {
+            (
+                Function::Ingest | Function::Clean | Function::ContractCheck,
+                Trigger::Object(object),
+            ) => {
+                outcome.runs.push(on_object(ctx, function, &object).await?);
             }
-            let detail: ObjectCreated =
-                serde_json::from_value(bus_event.detail).map_err(|e| FunctionError {
-                    kind: ErrorKind::BadData,
-                    message: format!("malformed `Object Created` detail: {e}"),
-                })?;
-            let key = decode_event_key(&detail.object.key)?;
-            if ctx.mesh.domain_of_bucket(&detail.bucket.name).is_none() {
-                // Not ours: nothing is written there, the event is refused.
-                return Err(Error::BadEvent(format!(
-                    "bucket `{}` belongs to no domain of the mesh",
-                    detail.bucket.name
-                ))
-                .into());
-            }
-            let version = detail.version();
-            let bucket = detail.bucket.name.as_str();
-            let (zone, result) = match function {
-                Function::Ingest => (
-                    Zone::Raw,
-                    stages::ingest::run(ctx, bucket, &key, &version).await,
-                ),
-                Function::Clean => (
-                    Zone::Staged,
-                    stages::clean::run(ctx, bucket, &key, &version).await,
-                ),
-                _ => (
-                    Zone::Clean,
-                    stages::check::run(ctx, bucket, &key, &version).await,
-                ),
-            };
-            match result {
-                Ok(run) => outcome.runs.push(run),
-                Err(e) if e.kind() == ErrorKind::BadData => {
-                    tracing::warn!(stage = function.name(), %bucket, %key, error = %e, "input refused");
-                    outcome.runs.push(
-                        stages::refuse(ctx, function, zone, bucket, &key, &version, &e.to_string())
-                            .await?,
-                    );
+            (Function::Aggregate, Trigger::Published(published)) => {
+                match stages::aggregate::run(ctx, &published).await {
+                    Ok(runs) => outcome.runs.extend(runs),
+                    Err(e) => outcome
+                        .runs
+                        .push(refuse_publication(ctx, function, &published, e).await?),
                 }
-                Err(e) => return Err(e.into()),
             }
-        }
-        Function::CatalogRegister if bus_event.detail_type == CONTRACT_VIOLATED => {
-            let violated: ContractViolated =
-                serde_json::from_value(bus_event.detail).map_err(|e| FunctionError {
-                    kind: ErrorKind::BadData,
-                    message: format!("malformed `ContractViolated` detail: {e}"),
-                })?;
-            outcome
-                .runs
-                .push(stages::register::record_violation(ctx, &violated).await?);
-        }
-        Function::Aggregate | Function::CatalogRegister => {
-            if bus_event.detail_type != PRODUCT_PUBLISHED {
-                outcome.ignored.push(format!(
-                    "`{}` is not a product publication",
-                    bus_event.detail_type
-                ));
-                return Ok(outcome);
-            }
-            let published: ProductPublished =
-                serde_json::from_value(bus_event.detail).map_err(|e| FunctionError {
-                    kind: ErrorKind::BadData,
-                    message: format!("malformed `DataProductPublished` detail: {e}"),
-                })?;
-            let result = if function == Function::Aggregate {
-                stages::aggregate::run(ctx, &published).await
-            } else {
-                stages::register::run(ctx, &published)
-                    .await
-                    .map(|r| vec![r])
-            };
-            match result {
-                Ok(runs) => outcome.runs.extend(runs),
-                Err(e) if e.kind() == ErrorKind::BadData => {
-                    tracing::warn!(stage = function.name(), product = %published.product, error = %e, "publication refused");
-                    let key = published.commit_key.clone();
-                    outcome.runs.push(
-                        stages::refuse(
-                            ctx,
-                            function,
-                            Zone::Products,
-                            &published.bucket,
-                            &key,
-                            &published.version,
-                            &e.to_string(),
-                        )
-                        .await?,
-                    );
+            (Function::CatalogRegister, Trigger::Published(published)) => {
+                match stages::register::run(ctx, &published).await {
+                    Ok(run) => outcome.runs.push(run),
+                    Err(e) => outcome
+                        .runs
+                        .push(refuse_publication(ctx, function, &published, e).await?),
                 }
-                Err(e) => return Err(e.into()),
             }
+            (Function::CatalogRegister, Trigger::Violated(violated)) => {
+                outcome
+                    .runs
+                    .push(stages::register::record_violation(ctx, &violated).await?);
+            }
+            (_, Trigger::Other(what)) => outcome
+                .ignored
+                .push(format!("{what} is not for `{}`", function.name())),
+            (_, other) => outcome.ignored.push(format!(
+                "{} is not for `{}`",
+                describe(&other),
+                function.name()
+            )),
         }
     }
     for run in &outcome.runs {
@@ -179,4 +184,90 @@ pub async fn handle(
         );
     }
     Ok(outcome)
+}
+
+/// Whether `function` acts on EventBridge events of `detail_type`.
+fn wants(function: Function, detail_type: &str) -> bool {
+    match function {
+        Function::Ingest | Function::Clean | Function::ContractCheck => {
+            detail_type == OBJECT_CREATED
+        }
+        Function::Aggregate => detail_type == PRODUCT_PUBLISHED,
+        Function::CatalogRegister => {
+            detail_type == PRODUCT_PUBLISHED || detail_type == CONTRACT_VIOLATED
+        }
+    }
+}
+
+fn describe(trigger: &Trigger) -> String {
+    match trigger {
+        Trigger::Object(o) => format!("object creation `{}`", o.object.key),
+        Trigger::Published(p) => format!("publication of `{}`", p.product),
+        Trigger::Violated(v) => format!("violation of `{}`", v.product),
+        Trigger::Other(what) => what.clone(),
+    }
+}
+
+/// ingest, clean or contract-check on one new object; bad data is quarantined, not failed.
+async fn on_object(
+    ctx: &Context,
+    function: Function,
+    object: &ObjectCreated,
+) -> Result<RunRecord, FunctionError> {
+    let key = decode_event_key(&object.object.key)?;
+    let bucket = object.bucket.name.as_str();
+    if ctx.mesh.domain_of_bucket(bucket).is_none() {
+        // Not ours: nothing is written there, the event is refused.
+        return Err(Error::BadEvent(format!(
+            "bucket `{bucket}` belongs to no domain of the mesh"
+        ))
+        .into());
+    }
+    let version = object.version();
+    let (zone, result) = match function {
+        Function::Ingest => (
+            Zone::Raw,
+            stages::ingest::run(ctx, bucket, &key, &version).await,
+        ),
+        Function::Clean => (
+            Zone::Staged,
+            stages::clean::run(ctx, bucket, &key, &version).await,
+        ),
+        _ => (
+            Zone::Clean,
+            stages::check::run(ctx, bucket, &key, &version).await,
+        ),
+    };
+    match result {
+        Ok(run) => Ok(run),
+        Err(e) if e.kind() == ErrorKind::BadData => {
+            tracing::warn!(stage = function.name(), %bucket, %key, error = %e, "input refused");
+            Ok(stages::refuse(ctx, function, zone, bucket, &key, &version, &e.to_string()).await?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A publication a stage cannot act on for bad-data reasons is recorded, not retried.
+async fn refuse_publication(
+    ctx: &Context,
+    function: Function,
+    published: &ProductPublished,
+    e: Error,
+) -> Result<RunRecord, FunctionError> {
+    if e.kind() != ErrorKind::BadData {
+        return Err(e.into());
+    }
+    tracing::warn!(stage = function.name(), product = %published.product, error = %e, "publication refused");
+    let key = &published.commit_key;
+    Ok(stages::refuse(
+        ctx,
+        function,
+        Zone::Products,
+        &published.bucket,
+        key,
+        &published.version,
+        &e.to_string(),
+    )
+    .await?)
 }

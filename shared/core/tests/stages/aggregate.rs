@@ -244,10 +244,7 @@ async fn handler_quarantines_an_aggregation_whose_sql_fails() {
         .await
         .expect("ignored");
     assert!(outcome.runs.is_empty());
-    assert_eq!(
-        outcome.ignored,
-        ["`Object Created` is not a product publication"]
-    );
+    assert_eq!(outcome.ignored, ["`Object Created` is not for `aggregate`"]);
     // A publication of a product without aggregates: nothing to do.
     let mut no_children = published.clone();
     no_children.product = "daily_totals".into();

@@ -148,7 +148,7 @@ async fn handler_refuses_unknown_products_and_ignores_other_events() {
     assert!(outcome.runs.is_empty());
     assert_eq!(
         outcome.ignored,
-        ["`DataProductPublished` is not an object creation"]
+        ["`DataProductPublished` is not for `ingest`"]
     );
 
     // Not an EventBridge event at all, or a malformed detail: refused without retry.
