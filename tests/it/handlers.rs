@@ -131,17 +131,26 @@ async fn fixtures_chain_through_every_handler() {
     assert_eq!(table.parameters["contract_id"], "urn:tessera:sales:orders");
     assert_eq!(table.location, "s3://tessera-sample-sales/products/orders/");
 
-    // A violation of a product that has no table yet records nothing in the catalog.
+    // A violation of a product never published registers its table, marked failed, so
+    // consumers find it and see why it is empty.
     let out = catalog_register::handler(ctx, event("contract-violated.json"))
         .await
         .unwrap();
-    assert_eq!(out.runs[0].status, RunStatus::Skipped);
+    assert_eq!(out.runs[0].status, RunStatus::Succeeded);
+    let customers = ctx
+        .catalog
+        .get_table("customers", "customers")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(customers.parameters["quality_status"], "failed");
+    assert!(customers.parameters["last_violation_checks"].starts_with("email_mostly_present"));
     assert!(
         ctx.catalog
-            .get_table("customers", "customers")
+            .partitions("customers", "customers")
             .await
             .unwrap()
-            .is_none()
+            .is_empty()
     );
 
     // Delivered again (at least once): no second commit, no second partition.

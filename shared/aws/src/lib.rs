@@ -8,10 +8,13 @@
 //!   `If-None-Match` conditional puts for commits);
 //! * [`eventbridge`]: the event bus;
 //! * [`glue`]: the catalog, every table update a compare-and-swap on Glue's table version;
-//! * [`athena`]: SQL on AWS (start, poll, paged results).
+//! * [`athena`]: SQL on AWS (start, poll, paged results);
+//! * [`dev`]: a domain on an emulator: provisioning, and the bridge from rule targets to
+//!   functions served by `cargo lambda watch`.
 #![warn(missing_docs)]
 
 pub mod athena;
+pub mod dev;
 pub mod eventbridge;
 pub mod glue;
 pub mod s3;

@@ -121,31 +121,7 @@ fn sample_files(root: &Path, samples: &[PathBuf]) -> Result<Vec<PathBuf>> {
 pub async fn run(emb: &Embedded) -> Result<RunSummary> {
     let started = Instant::now();
     let ctx = &emb.context;
-    let mesh = &ctx.mesh;
-    let (mut landed, mut unchanged) = (0, 0);
-    for (domain, product) in mesh.products() {
-        let ProductKind::Source { source, .. } = &product.kind else {
-            continue;
-        };
-        for file in sample_files(&mesh.root, &source.samples)? {
-            let name = file
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let key = format!("raw/{}/{name}", product.name);
-            let bytes = Bytes::from(
-                std::fs::read(&file)
-                    .with_context(|| format!("reading sample `{}`", file.display()))?,
-            );
-            // Landing the same file again is a no-op, so `tessera run` can be repeated.
-            if ctx.storage.get_opt(&domain.bucket, &key).await?.as_ref() == Some(&bytes) {
-                unchanged += 1;
-                continue;
-            }
-            ctx.storage.put(&domain.bucket, &key, bytes).await?;
-            landed += 1;
-        }
-    }
+    let (landed, unchanged) = land_samples(ctx).await?;
     let deliveries = drain(&emb.bus, &Functions(ctx), 100_000)
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
@@ -171,6 +147,62 @@ pub async fn run(emb: &Embedded) -> Result<RunSummary> {
         warehouse: emb.warehouse.clone(),
         elapsed: started.elapsed(),
     })
+}
+
+/// `tessera dev`: provisions the emulator, lands the sample raw files in S3 (S3 announces them
+/// to EventBridge) and bridges rule targets to the functions until the mesh is quiet.
+pub async fn dev(
+    mesh: Arc<Mesh>,
+    env: &str,
+    lambda_url: &str,
+    idle: u64,
+    limit: u64,
+) -> Result<tessera_aws::dev::BridgeReport> {
+    let settings = tessera_aws::AwsSettings::from_environment(mesh.environment(env)?)
+        .ok_or_else(|| anyhow::anyhow!("environment `{env}` is not an aws environment"))?;
+    let sdk = settings.sdk_config().await;
+    let routes = tessera_aws::dev::provision(&mesh, &settings, &sdk).await?;
+    let ctx = tessera_aws::aws_context(Arc::clone(&mesh), &settings).await?;
+    land_samples(&ctx).await?;
+    let report = tessera_aws::dev::bridge(
+        &sdk,
+        &routes,
+        lambda_url,
+        Duration::from_secs(idle),
+        Duration::from_secs(limit),
+    )
+    .await?;
+    Ok(report)
+}
+
+/// Puts every sample raw file of the mesh under `raw/<product>/`, unless the same bytes are
+/// there already. Returns (landed, unchanged).
+pub async fn land_samples(ctx: &Context) -> Result<(usize, usize)> {
+    let (mut landed, mut unchanged) = (0, 0);
+    for (domain, product) in ctx.mesh.products() {
+        let ProductKind::Source { source, .. } = &product.kind else {
+            continue;
+        };
+        for file in sample_files(&ctx.mesh.root, &source.samples)? {
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let key = format!("raw/{}/{name}", product.name);
+            let bytes = Bytes::from(
+                std::fs::read(&file)
+                    .with_context(|| format!("reading sample `{}`", file.display()))?,
+            );
+            // Landing the same file again is a no-op, so a run can be repeated.
+            if ctx.storage.get_opt(&domain.bucket, &key).await?.as_ref() == Some(&bytes) {
+                unchanged += 1;
+                continue;
+            }
+            ctx.storage.put(&domain.bucket, &key, bytes).await?;
+            landed += 1;
+        }
+    }
+    Ok((landed, unchanged))
 }
 
 /// Per-product totals from the run records.

@@ -40,6 +40,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the mesh on an emulator: provision buckets, buses, rules and queues, land the sample
+    /// raw files, and deliver every rule's events to the functions `cargo lambda watch` serves.
+    Dev {
+        /// Lambda Invoke API of `cargo lambda watch`.
+        #[arg(
+            long,
+            env = "TESSERA_LAMBDA_URL",
+            default_value = "http://127.0.0.1:9000"
+        )]
+        lambda_url: String,
+        /// Stop after this many seconds without a message.
+        #[arg(long, default_value_t = 5)]
+        idle: u64,
+        /// Stop after this many seconds in any case.
+        #[arg(long, default_value_t = 1800)]
+        limit: u64,
+    },
     /// Query published products with SQL; tables are named `<domain>.<product>`.
     Query {
         /// The SQL.
@@ -121,6 +138,26 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 println!("{}", output::run_summary(&summary));
             }
             Ok(if summary.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Dev {
+            lambda_url,
+            idle,
+            limit,
+        } => {
+            let report = commands::dev(mesh, &env, &lambda_url, idle, limit).await?;
+            println!(
+                "{} events delivered, {} invocations failed",
+                report.delivered,
+                report.failures.len()
+            );
+            for f in &report.failures {
+                eprintln!("error: {f}");
+            }
+            Ok(if report.failures.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -238,6 +238,9 @@ pub struct ProductPublished {
     pub checks: CheckCounts,
     /// Run that published it.
     pub run_id: String,
+    /// When the version was decided (orders publications and violations of one product).
+    #[serde(default = "Utc::now")]
+    pub at: DateTime<Utc>,
 }
 
 /// Detail of `ContractViolated`.
@@ -267,6 +270,9 @@ pub struct ContractViolated {
     pub checks: CheckCounts,
     /// Run that refused it.
     pub run_id: String,
+    /// When the version was refused.
+    #[serde(default = "Utc::now")]
+    pub at: DateTime<Utc>,
 }
 
 impl ProductPublished {

@@ -110,6 +110,37 @@ pub fn rules() -> Vec<Rule> {
     ]
 }
 
+impl Rule {
+    /// The rule's pattern narrowed to one domain: S3 events of its bucket, product events of its
+    /// products. This is what a domain's EventBridge rule is given.
+    pub fn domain_pattern(&self, domain: &str, bucket: &str) -> Value {
+        let mut pattern = self.pattern.clone();
+        let is_s3 = pattern["source"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|v| v == S3_SOURCE));
+        if let Some(detail) = pattern
+            .as_object_mut()
+            .map(|p| p.entry("detail").or_insert_with(|| json!({})))
+        {
+            if is_s3 {
+                detail["bucket"] = json!({ "name": [bucket] });
+            } else {
+                detail["domain"] = json!([domain]);
+                detail["bucket"] = json!([bucket]);
+            }
+        }
+        pattern
+    }
+
+    /// Whether the rule listens to S3's events (the account's default bus) rather than
+    /// Tessera's product events (the mesh's custom bus).
+    pub fn on_default_bus(&self) -> bool {
+        self.pattern["source"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|v| v == S3_SOURCE))
+    }
+}
+
 /// The functions an event goes to.
 pub fn targets(event: &BusEvent) -> Vec<Function> {
     let value = event.to_json();
@@ -206,6 +237,40 @@ mod tests {
         );
         check(json!({"detail": {"tags": ["b"]}}), e.clone(), true);
         check(json!({"detail": {"missing": {"x": ["y"]}}}), e, false);
+    }
+
+    #[test]
+    fn domain_patterns_only_match_their_own_domain() {
+        for rule in rules() {
+            let pattern = rule.domain_pattern("sales", "b-sales");
+            let (ours, theirs) = if rule.on_default_bus() {
+                let prefix = rule.pattern["detail"]["object"]["key"][0]["prefix"]
+                    .as_str()
+                    .unwrap();
+                let key = format!("{prefix}orders/a");
+                (
+                    ObjectCreated::event("b-sales", &key, 1, None),
+                    ObjectCreated::event("b-other", &key, 1, None),
+                )
+            } else {
+                let detail_type = rule.pattern["detail-type"][0].as_str().unwrap();
+                let detail = |domain: &str| json!({"domain": domain, "bucket": "b-sales", "stage": "contract-check"});
+                (
+                    BusEvent::new(TESSERA_SOURCE, detail_type, detail("sales")),
+                    BusEvent::new(TESSERA_SOURCE, detail_type, detail("finance")),
+                )
+            };
+            assert!(
+                matches(&pattern, &ours.to_json()),
+                "{}: {pattern}",
+                rule.name
+            );
+            assert!(
+                !matches(&pattern, &theirs.to_json()),
+                "{}: {pattern}",
+                rule.name
+            );
+        }
     }
 
     #[test]

@@ -57,29 +57,32 @@ pub async fn run(ctx: &Context, published: &ProductPublished) -> Result<RunRecor
         .await?;
     let location = ctx.storage.url(&published.bucket, &published.location);
     let mut desired = table_for(product, &domain.database, &location)?;
-    desired
-        .parameters
-        .insert("last_publish".into(), chrono::Utc::now().to_rfc3339());
-    desired
-        .parameters
-        .insert("last_version".into(), published.version.clone());
-    desired.parameters.insert(
-        "quality_status".into(),
-        if published.checks.failed == 0 {
-            "passed".into()
+    let p = &mut desired.parameters;
+    p.insert("last_publish".into(), published.at.to_rfc3339());
+    p.insert("last_version".into(), published.version.clone());
+    p.insert("checks_passed".into(), published.checks.passed.to_string());
+    p.insert("checks_failed".into(), published.checks.failed.to_string());
+    update_table(ctx, &domain.database, &product.name, |current| {
+        let mut next = desired.clone();
+        // Events arrive in any order: a violation decided after this version still stands.
+        let violation = current
+            .map(|t| &t.parameters)
+            .filter(|c| newer(c, VIOLATION_KEYS[0], published.at));
+        if let Some(c) = violation {
+            for k in VIOLATION_KEYS {
+                if let Some(v) = c.get(k) {
+                    next.parameters.insert(k.into(), v.clone());
+                }
+            }
+        }
+        let status = if violation.is_some() || published.checks.failed > 0 {
+            "failed"
         } else {
-            "failed".into()
-        },
-    );
-    desired
-        .parameters
-        .insert("checks_passed".into(), published.checks.passed.to_string());
-    desired
-        .parameters
-        .insert("checks_failed".into(), published.checks.failed.to_string());
-
-    update_table(ctx, &domain.database, &product.name, |_| {
-        Some(desired.clone())
+            "passed"
+        };
+        next.parameters
+            .insert("quality_status".into(), status.into());
+        Some(next)
     })
     .await?;
     let partitions: Vec<Partition> = published
@@ -111,8 +114,8 @@ pub async fn run(ctx: &Context, published: &ProductPublished) -> Result<RunRecor
 }
 
 /// Records a refused product version on its table: `quality_status` becomes `failed` with the
-/// time and the failed checks, until the next version is published. A product never published
-/// has no table yet, and nothing is recorded.
+/// time, the failed checks and the report, until a version decided later is published. Events
+/// arrive in any order, so times decide, not arrival.
 pub async fn record_violation(ctx: &Context, violated: &ContractViolated) -> Result<RunRecord> {
     let domain = ctx
         .mesh
@@ -124,56 +127,92 @@ pub async fn record_violation(ctx: &Context, violated: &ContractViolated) -> Res
                 violated.domain, violated.bucket
             ))
         })?;
+    let product = ctx
+        .mesh
+        .product(&violated.domain, &violated.product)
+        .ok_or_else(|| {
+            Error::BadEvent(format!(
+                "no product `{}.{}` in the mesh",
+                violated.domain, violated.product
+            ))
+        })?;
     let id = input_id(&violated.bucket, &violated.report_key, "catalog");
     let input = InputRef {
         bucket: violated.bucket.clone(),
         key: violated.report_key.clone(),
         version: violated.run_id.clone(),
     };
-    let (mut record, started) = RunRecord::start(
-        &id,
-        "catalog-register",
-        &domain.name,
-        &violated.product,
-        input,
+    let (mut record, started) =
+        RunRecord::start(&id, "catalog-register", &domain.name, &product.name, input);
+    ctx.catalog
+        .ensure_database(&Database {
+            name: domain.database.clone(),
+            description: domain.description.clone(),
+        })
+        .await?;
+    // A product refused before it was ever published still gets its table, marked failed, so
+    // consumers find it and see why it is empty.
+    let location = ctx.storage.url(
+        &violated.bucket,
+        &crate::publish::product_prefix(&product.name),
     );
-    let when = chrono::Utc::now().to_rfc3339();
+    let fresh = table_for(product, &domain.database, &location)?;
     let failed: String = violated
         .failed_checks
         .join("; ")
         .chars()
         .take(2000)
         .collect();
-    let updated = update_table(ctx, &domain.database, &violated.product, |current| {
-        let mut table = current?.clone();
-        table
-            .parameters
-            .insert("quality_status".into(), "failed".into());
-        table
-            .parameters
-            .insert("last_violation".into(), when.clone());
-        table
-            .parameters
-            .insert("last_violation_checks".into(), failed.clone());
-        table
-            .parameters
-            .insert("last_violation_report".into(), violated.report_key.clone());
+    let values = [
+        violated.at.to_rfc3339(),
+        failed,
+        violated.report_key.clone(),
+    ];
+    update_table(ctx, &domain.database, &product.name, |current| {
+        let mut table = current.cloned().unwrap_or_else(|| fresh.clone());
+        if newer(&table.parameters, VIOLATION_KEYS[0], violated.at) {
+            return None; // a later violation is already recorded
+        }
+        for (k, v) in VIOLATION_KEYS.iter().zip(&values) {
+            table.parameters.insert((*k).into(), v.clone());
+        }
+        // A version published after this refusal keeps the product passing.
+        if !newer(&table.parameters, "last_publish", violated.at) {
+            table
+                .parameters
+                .insert("quality_status".into(), "failed".into());
+        }
         Some(table)
     })
     .await?;
-    if updated {
-        record.status = RunStatus::Succeeded;
-        record
-            .outputs
-            .push(format!("catalog:{}.{}", domain.database, violated.product));
-        record.notes.push("quality status set to failed".into());
-    } else {
-        record.status = RunStatus::Skipped;
-        record
-            .notes
-            .push("the product has no catalog table yet".into());
-    }
+    record.status = RunStatus::Succeeded;
+    record
+        .outputs
+        .push(format!("catalog:{}.{}", domain.database, product.name));
+    record.notes.push(format!(
+        "violation at {} recorded",
+        violated.at.to_rfc3339()
+    ));
     runs::save(&ctx.storage, &violated.bucket, record, started).await
+}
+
+/// Table parameters describing the last violation; the first is its time.
+const VIOLATION_KEYS: [&str; 3] = [
+    "last_violation",
+    "last_violation_checks",
+    "last_violation_report",
+];
+
+/// Whether the time in parameter `key` is later than `than`.
+fn newer(
+    parameters: &BTreeMap<String, String>,
+    key: &str,
+    than: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    parameters
+        .get(key)
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+        .is_some_and(|t| t > than)
 }
 
 /// Replaces a table with what `change` makes of the current one (`None`: leave it), as a

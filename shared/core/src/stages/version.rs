@@ -129,6 +129,7 @@ impl Version<'_> {
             failed_checks: failed_checks.clone(),
             checks: record.checks,
             run_id: self.id.into(),
+            at: Utc::now(),
         };
         self.ctx.bus.publish(vec![violation.event()]).await?;
         record.status = RunStatus::Quarantined;
@@ -192,6 +193,7 @@ impl Version<'_> {
             partitions: commit.partitions.clone(),
             checks: commit.checks,
             run_id: self.id.into(),
+            at: commit.committed_at,
         };
         self.ctx.bus.publish(vec![detail.event()]).await
     }

@@ -108,6 +108,8 @@ async fn passing_data_is_published_partitioned_and_committed_with_an_event() {
     assert_eq!(report["report"]["rows"], 4);
 
     let published = fx.published();
+    let commit_time = published[0].at;
+    assert!((chrono::Utc::now() - commit_time).num_seconds() < 60);
     assert_eq!(
         published,
         [ProductPublished {
@@ -127,6 +129,8 @@ async fn passing_data_is_published_partitioned_and_committed_with_an_event() {
             ],
             checks: run.checks,
             run_id: id,
+            // The decision time is the commit's.
+            at: commit_time,
         }]
     );
 
@@ -290,6 +294,7 @@ async fn failing_data_is_quarantined_with_a_report_and_a_violation_event() {
             failed_checks: vec![failed],
             checks: run.checks,
             run_id: run.run_id.clone(),
+            at: violations[0].at,
         }]
     );
 }

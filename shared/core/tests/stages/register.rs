@@ -361,3 +361,56 @@ async fn handler_refuses_a_publication_of_an_unknown_product() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn quality_status_follows_decision_times_not_arrival_order() {
+    let fx = Fx::orders("");
+    let published = publish(&fx, "raw/orders/day1.csv", "O-1,,1.00,2024-05-01,\n").await;
+    let violation = tessera_core::events::ContractViolated {
+        domain: published.domain.clone(),
+        product: published.product.clone(),
+        contract_id: published.contract_id.clone(),
+        contract_version: published.contract_version.clone(),
+        bucket: published.bucket.clone(),
+        input_key: "clean/orders/day2.parquet".into(),
+        quarantine_key: "quarantine/orders/contract-check/day2/data.parquet".into(),
+        report_key: "quarantine/orders/contract-check/day2/report.json".into(),
+        rows: 3,
+        failed_checks: vec!["orders.rowCount: observed 0 (expected > 0)".into()],
+        checks: published.checks,
+        run_id: "day2".into(),
+        at: published.at + chrono::Duration::minutes(1),
+    };
+    let status = |fx: &Fx| {
+        let catalog = fx.ctx().catalog.clone();
+        async move {
+            let t = catalog
+                .get_table("shop_db", "orders")
+                .await
+                .unwrap()
+                .unwrap();
+            t.parameters["quality_status"].clone()
+        }
+    };
+    // The later violation arrives first; the earlier publication after it.
+    stages::register::record_violation(fx.ctx(), &violation)
+        .await
+        .unwrap();
+    assert_eq!(status(&fx).await, "failed");
+    stages::register::run(fx.ctx(), &published).await.unwrap();
+    assert_eq!(
+        status(&fx).await,
+        "failed",
+        "an older publication does not hide a newer refusal"
+    );
+    // A version decided after the violation passes again.
+    let mut later = published.clone();
+    later.at = violation.at + chrono::Duration::minutes(1);
+    stages::register::run(fx.ctx(), &later).await.unwrap();
+    assert_eq!(status(&fx).await, "passed");
+    // The old violation arriving late changes nothing.
+    stages::register::record_violation(fx.ctx(), &violation)
+        .await
+        .unwrap();
+    assert_eq!(status(&fx).await, "passed");
+}
