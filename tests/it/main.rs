@@ -6,6 +6,8 @@
 //! unwrap (see `clippy.toml`).
 
 #[cfg(test)]
+mod emulator;
+#[cfg(test)]
 mod events;
 #[cfg(test)]
 mod handlers;

@@ -1,0 +1,262 @@
+//! The whole chain on a local AWS emulator: a raw file put in S3 fires S3's EventBridge
+//! notification, the domain's rules route every event to its function running under
+//! `cargo lambda watch` (through the bridge of `tessera dev`), and the result is a Glue table a
+//! query engine reads.
+//!
+//! `bash tests/run.sh` starts moto and `cargo lambda watch` and sets `TESSERA_EMULATOR_URL` and
+//! `TESSERA_LAMBDA_URL`; without them this test fails and says so.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::util::pretty::pretty_format_batches;
+use aws_sdk_eventbridge::types::Target;
+use aws_sdk_sqs::types::QueueAttributeName;
+use tessera_aws::AwsSettings;
+use tessera_cli::commands;
+use tessera_tests::sample_mesh;
+
+fn required(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with `bash tests/run.sh`, which starts the emulator and `cargo lambda watch`"))
+}
+
+#[tokio::test]
+async fn a_raw_file_in_s3_fires_the_whole_chain() {
+    let endpoint = required("TESSERA_EMULATOR_URL");
+    let lambda_url = required("TESSERA_LAMBDA_URL");
+    let http = reqwest::Client::new();
+    let reset = http
+        .post(format!("{endpoint}/moto-api/reset"))
+        .send()
+        .await
+        .expect("the emulator answers");
+    assert!(reset.status().is_success());
+
+    let mesh = sample_mesh();
+    let mut settings =
+        AwsSettings::from_environment(mesh.environment("emulator").unwrap()).unwrap();
+    assert_eq!(
+        settings.endpoint_url.as_deref(),
+        Some(endpoint.as_str()),
+        "the functions use the mesh's emulator endpoint"
+    );
+    settings.endpoint_url = Some(endpoint.clone());
+    let sdk = settings.sdk_config().await;
+    let routes = tessera_aws::dev::provision(&mesh, &settings, &sdk)
+        .await
+        .unwrap();
+    assert_eq!(routes.len(), 2 * tessera_core::routing::rules().len());
+
+    // Every event on the product bus is copied to an audit queue, to assert what was announced.
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let audit = sqs
+        .create_queue()
+        .queue_name("tessera-test-audit")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&audit)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn = attributes.attributes().unwrap()[&QueueAttributeName::QueueArn].clone();
+    events
+        .put_rule()
+        .name("tessera-test-audit")
+        .event_bus_name(&settings.event_bus)
+        .event_pattern(r#"{"source": ["tessera"]}"#)
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule("tessera-test-audit")
+        .event_bus_name(&settings.event_bus)
+        .targets(Target::builder().id("audit").arn(arn).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    let ctx = tessera_aws::aws_context(Arc::clone(&mesh), &settings)
+        .await
+        .unwrap();
+    let (landed, _) = commands::land_samples(&ctx).await.unwrap();
+    assert_eq!(landed, 4);
+    let report = tessera_aws::dev::bridge(
+        &sdk,
+        &routes,
+        &lambda_url,
+        Duration::from_secs(6),
+        Duration::from_secs(900),
+    )
+    .await
+    .unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    // S3 may announce an object more than once; every stage is idempotent.
+    assert!(report.delivered >= 21, "{report:?}");
+
+    // Published Parquet in S3, through the commit logs.
+    let commits = |product: &'static str, bucket: &'static str| {
+        let storage = ctx.storage.clone();
+        async move {
+            tessera_core::publish::commits(&storage, bucket, product)
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(commits("orders", "tessera-sample-sales").await, 2);
+    assert_eq!(commits("customers", "tessera-sample-customers").await, 1);
+    assert!(commits("daily_revenue", "tessera-sample-sales").await >= 1);
+
+    // Quarantined rows and the refused version, with their reasons.
+    let quarantined = ctx
+        .storage
+        .list("tessera-sample-sales", "quarantine/orders/ingest/")
+        .await
+        .unwrap();
+    assert_eq!(quarantined.len(), 1);
+    let text = ctx
+        .storage
+        .get("tessera-sample-sales", quarantined[0].location.as_ref())
+        .await
+        .unwrap();
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    assert_eq!(text.lines().count(), 3);
+    assert!(
+        text.contains("cannot read `12,50` as decimal(12,2)"),
+        "{text}"
+    );
+    let refused = ctx
+        .storage
+        .list(
+            "tessera-sample-customers",
+            "quarantine/customers/contract-check/",
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = refused.iter().map(|m| m.location.to_string()).collect();
+    assert!(
+        names.iter().any(|k| k.ends_with("/report.json"))
+            && names.iter().any(|k| k.ends_with("/data.parquet")),
+        "{names:?}"
+    );
+
+    // The Glue tables: columns typed for Athena, partitions, parameters, quality.
+    let orders = ctx
+        .catalog
+        .get_table("sales", "orders")
+        .await
+        .unwrap()
+        .expect("orders is registered");
+    assert!(
+        orders
+            .columns
+            .iter()
+            .any(|c| c.name == "amount" && c.data_type == "decimal(12,2)"),
+        "{:?}",
+        orders.columns
+    );
+    assert!(
+        orders
+            .columns
+            .iter()
+            .any(|c| c.name == "order_ts" && c.data_type == "timestamp")
+    );
+    assert_eq!(
+        orders
+            .partition_keys
+            .iter()
+            .map(|c| (c.name.as_str(), c.data_type.as_str()))
+            .collect::<Vec<_>>(),
+        [("order_date", "date")]
+    );
+    assert_eq!(
+        orders.location,
+        "s3://tessera-sample-sales/products/orders/"
+    );
+    assert_eq!(orders.parameters["contract_id"], "urn:tessera:sales:orders");
+    assert_eq!(orders.parameters["quality_status"], "passed");
+    let partitions = ctx.catalog.partitions("sales", "orders").await.unwrap();
+    assert_eq!(
+        partitions
+            .iter()
+            .map(|p| p.values.join("/"))
+            .collect::<Vec<_>>(),
+        ["2024-05-01", "2024-05-02"]
+    );
+    let customers = ctx
+        .catalog
+        .get_table("customers", "customers")
+        .await
+        .unwrap()
+        .expect("customers is registered");
+    assert_eq!(customers.parameters["quality_status"], "failed");
+
+    // The events on the bus.
+    let mut announced = Vec::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(&audit)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        if got.messages().is_empty() {
+            break;
+        }
+        for m in got.messages() {
+            let e: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            announced.push(format!(
+                "{} {}",
+                e["detail-type"].as_str().unwrap(),
+                e["detail"]["product"].as_str().unwrap()
+            ));
+            sqs.delete_message()
+                .queue_url(&audit)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    announced.sort();
+    announced.dedup();
+    assert_eq!(
+        announced,
+        [
+            "ContractViolated customers",
+            "DataProductPublished customers",
+            "DataProductPublished daily_revenue",
+            "DataProductPublished orders",
+        ]
+    );
+
+    // A query over the Glue tables, read from S3 by DataFusion (Athena runs no SQL here).
+    let batches = commands::query(
+        &ctx,
+        "SELECT c.segment, COUNT(*) AS orders, SUM(o.amount) AS revenue \
+         FROM sales.orders o JOIN customers.customers c ON o.customer_id = c.customer_id \
+         GROUP BY c.segment ORDER BY c.segment",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pretty_format_batches(&batches).unwrap().to_string(),
+        "\
++----------+--------+---------+
+| segment  | orders | revenue |
++----------+--------+---------+
+| business | 3      | 303.99  |
+| consumer | 4      | 553.75  |
++----------+--------+---------+"
+    );
+}
