@@ -150,3 +150,150 @@ impl Athena {
 fn query_error(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> String {
     format!("Athena {what}: {}", DisplayErrorContext(e))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Athena's requests and answers, replayed without network: the client starts the query,
+    //! polls until it ends, and reads every page of results.
+
+    use aws_config::{BehaviorVersion, Region};
+    use aws_credential_types::Credentials;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    fn exchange(target: &str, response: &str) -> ReplayEvent {
+        ReplayEvent::new(
+            http::Request::builder()
+                .uri("https://athena.eu-west-1.amazonaws.com/")
+                .header("x-amz-target", format!("AmazonAthena.{target}"))
+                .body(SdkBody::empty())
+                .unwrap(),
+            http::Response::builder()
+                .status(200)
+                .body(SdkBody::from(response.to_owned()))
+                .unwrap(),
+        )
+    }
+
+    fn athena(replay: &StaticReplayClient) -> Athena {
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "a", "b", None, None, "test",
+            )))
+            .http_client(replay.clone())
+            .build();
+        Athena::new(&sdk, "tessera", Some("s3://results/".into()))
+            .with_polling(Duration::from_millis(1), Duration::from_secs(5))
+    }
+
+    fn targets(replay: &StaticReplayClient) -> Vec<String> {
+        replay
+            .actual_requests()
+            .map(|r| {
+                r.headers()
+                    .get("x-amz-target")
+                    .unwrap_or_default()
+                    .trim_start_matches("AmazonAthena.")
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_query_is_started_polled_and_read_page_by_page() {
+        let replay = StaticReplayClient::new(vec![
+            exchange("StartQueryExecution", r#"{"QueryExecutionId": "q-1"}"#),
+            exchange(
+                "GetQueryExecution",
+                r#"{"QueryExecution": {"QueryExecutionId": "q-1", "Status": {"State": "RUNNING"}}}"#,
+            ),
+            exchange(
+                "GetQueryExecution",
+                r#"{"QueryExecution": {"QueryExecutionId": "q-1", "Status": {"State": "SUCCEEDED"}}}"#,
+            ),
+            exchange(
+                "GetQueryResults",
+                r#"{"ResultSet": {"ResultSetMetadata": {"ColumnInfo": [{"Name": "segment", "Type": "varchar"}, {"Name": "revenue", "Type": "decimal"}]},
+                    "Rows": [{"Data": [{"VarCharValue": "segment"}, {"VarCharValue": "revenue"}]},
+                             {"Data": [{"VarCharValue": "business"}, {"VarCharValue": "303.99"}]}]},
+                    "NextToken": "page-2"}"#,
+            ),
+            exchange(
+                "GetQueryResults",
+                r#"{"ResultSet": {"ResultSetMetadata": {"ColumnInfo": [{"Name": "segment", "Type": "varchar"}, {"Name": "revenue", "Type": "decimal"}]},
+                    "Rows": [{"Data": [{"VarCharValue": "consumer"}, {"VarCharValue": "553.75"}]},
+                             {"Data": [{"VarCharValue": "unknown"}, {}]}]}}"#,
+            ),
+        ]);
+        let result = athena(&replay)
+            .query(
+                "sales",
+                "SELECT segment, SUM(amount) AS revenue FROM orders GROUP BY 1",
+            )
+            .await
+            .unwrap();
+        assert_eq!(result.id, "q-1");
+        assert_eq!(result.columns, ["segment", "revenue"]);
+        let text = |v: &[&str]| v.iter().map(|s| Some((*s).to_owned())).collect::<Vec<_>>();
+        assert_eq!(
+            result.rows,
+            [
+                text(&["business", "303.99"]),
+                text(&["consumer", "553.75"]),
+                vec![Some("unknown".into()), None]
+            ]
+        );
+        assert_eq!(
+            targets(&replay),
+            [
+                "StartQueryExecution",
+                "GetQueryExecution",
+                "GetQueryExecution",
+                "GetQueryResults",
+                "GetQueryResults"
+            ]
+        );
+        let start = replay.actual_requests().next().unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(start.body().bytes().unwrap()).unwrap();
+        assert_eq!(
+            body["QueryString"],
+            "SELECT segment, SUM(amount) AS revenue FROM orders GROUP BY 1"
+        );
+        assert_eq!(body["WorkGroup"], "tessera");
+        assert_eq!(body["QueryExecutionContext"]["Database"], "sales");
+        assert_eq!(
+            body["ResultConfiguration"]["OutputLocation"],
+            "s3://results/"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_query_says_why() {
+        let replay = StaticReplayClient::new(vec![
+            exchange("StartQueryExecution", r#"{"QueryExecutionId": "q-2"}"#),
+            exchange(
+                "GetQueryExecution",
+                r#"{"QueryExecution": {"QueryExecutionId": "q-2", "Status": {"State": "FAILED", "StateChangeReason": "TABLE_NOT_FOUND: line 1:15: Table 'sales.nope' does not exist"}}}"#,
+            ),
+        ]);
+        let err = athena(&replay)
+            .query("sales", "SELECT * FROM nope")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("Table 'sales.nope' does not exist"),
+            "{err}"
+        );
+        assert_eq!(
+            targets(&replay),
+            ["StartQueryExecution", "GetQueryExecution"]
+        );
+    }
+}
