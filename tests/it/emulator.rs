@@ -200,6 +200,25 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
         .expect("customers is registered");
     assert_eq!(customers.parameters["quality_status"], "failed");
 
+    // Glue updates are compare-and-swaps: a writer holding an old version loses, and retries.
+    ctx.catalog
+        .put_table(&orders, orders.version)
+        .await
+        .expect("the current version wins");
+    let stale = ctx.catalog.put_table(&orders, orders.version).await;
+    assert!(
+        matches!(stale, Err(tessera_core::Error::Conflict(_))),
+        "{stale:?}"
+    );
+    // Partitions that exist are not an error.
+    assert_eq!(
+        ctx.catalog
+            .add_partitions("sales", "orders", &partitions)
+            .await
+            .unwrap(),
+        0
+    );
+
     // The events on the bus.
     let mut announced = Vec::new();
     loop {

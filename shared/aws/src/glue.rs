@@ -4,7 +4,8 @@
 //! versions from 0; Tessera's [`Table::version`] is Glue's plus one, so that 0 keeps meaning "no
 //! table yet". Updates pass the version read as Glue's `VersionId`, which makes each one a
 //! compare-and-swap: a concurrent writer's change fails it with `ConcurrentModificationException`,
-//! reported as [`Error::Conflict`] so the caller reads again and retries.
+//! reported as [`Error::Conflict`] so the caller reads again and retries. (moto ignores
+//! `VersionId`, so the version is also compared before each update.)
 
 use std::collections::BTreeMap;
 
@@ -194,6 +195,17 @@ impl Catalog for GlueCatalog {
                 }
                 Err(e) => Err(glue_error(&format!("CreateTable {what}"), e)),
             };
+        }
+        // Glue enforces `VersionId` atomically; emulators may ignore it (moto does), so the
+        // version is also checked first, which keeps a stale writer out wherever it runs.
+        let current = self
+            .get_table(&table.database, &table.name)
+            .await?
+            .map_or(0, |t| t.version);
+        if current != expected_version {
+            return Err(Error::Conflict(format!(
+                "table {what} is at version {current}, expected {expected_version}"
+            )));
         }
         let glue_version = (expected_version - 1).to_string();
         match self
