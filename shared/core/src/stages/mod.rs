@@ -50,6 +50,31 @@ pub fn resolve<'m>(
     Ok((domain, product, zk))
 }
 
+/// The domain and product a product event names, checked against the mesh (the bucket must be
+/// the domain's own).
+pub fn product_of<'m>(
+    ctx: &'m Context,
+    domain: &str,
+    product: &str,
+    bucket: &str,
+) -> Result<(&'m Domain, &'m Product)> {
+    let d = ctx
+        .mesh
+        .domain(domain)
+        .filter(|d| d.bucket == bucket)
+        .ok_or_else(|| {
+            Error::BadEvent(format!(
+                "no domain `{domain}` with bucket `{bucket}` in the mesh"
+            ))
+        })?;
+    let p = d
+        .products
+        .iter()
+        .find(|p| p.name == product)
+        .ok_or_else(|| Error::BadEvent(format!("no product `{domain}.{product}` in the mesh")))?;
+    Ok((d, p))
+}
+
 /// The schema of the zones before publishing (contract columns, all nullable) and how to read
 /// each column.
 pub fn staged_schema(object: &SchemaObject) -> Result<(SchemaRef, Vec<ColumnSpec>)> {

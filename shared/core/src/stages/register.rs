@@ -21,25 +21,12 @@ const CAS_ATTEMPTS: usize = 8;
 
 /// Registers (or updates) the table of a published product.
 pub async fn run(ctx: &Context, published: &ProductPublished) -> Result<RunRecord> {
-    let domain = ctx
-        .mesh
-        .domain(&published.domain)
-        .ok_or_else(|| Error::BadEvent(format!("no domain `{}` in the mesh", published.domain)))?;
-    let product = ctx
-        .mesh
-        .product(&published.domain, &published.product)
-        .ok_or_else(|| {
-            Error::BadEvent(format!(
-                "no product `{}.{}` in the mesh",
-                published.domain, published.product
-            ))
-        })?;
-    if domain.bucket != published.bucket {
-        return Err(Error::BadEvent(format!(
-            "bucket `{}` is not the bucket of domain `{}`",
-            published.bucket, domain.name
-        )));
-    }
+    let (domain, product) = super::product_of(
+        ctx,
+        &published.domain,
+        &published.product,
+        &published.bucket,
+    )?;
     let id = input_id(&published.bucket, &published.commit_key, "catalog");
     let input = InputRef {
         bucket: published.bucket.clone(),
@@ -117,25 +104,8 @@ pub async fn run(ctx: &Context, published: &ProductPublished) -> Result<RunRecor
 /// time, the failed checks and the report, until a version decided later is published. Events
 /// arrive in any order, so times decide, not arrival.
 pub async fn record_violation(ctx: &Context, violated: &ContractViolated) -> Result<RunRecord> {
-    let domain = ctx
-        .mesh
-        .domain(&violated.domain)
-        .filter(|d| d.bucket == violated.bucket)
-        .ok_or_else(|| {
-            Error::BadEvent(format!(
-                "no domain `{}` with bucket `{}` in the mesh",
-                violated.domain, violated.bucket
-            ))
-        })?;
-    let product = ctx
-        .mesh
-        .product(&violated.domain, &violated.product)
-        .ok_or_else(|| {
-            Error::BadEvent(format!(
-                "no product `{}.{}` in the mesh",
-                violated.domain, violated.product
-            ))
-        })?;
+    let (domain, product) =
+        super::product_of(ctx, &violated.domain, &violated.product, &violated.bucket)?;
     let id = input_id(&violated.bucket, &violated.report_key, "catalog");
     let input = InputRef {
         bucket: violated.bucket.clone(),
