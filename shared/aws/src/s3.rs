@@ -1,7 +1,6 @@
 //! Object storage on S3, through `object_store`: one store per bucket.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -11,7 +10,7 @@ use object_store::CredentialProvider;
 use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AwsCredential};
 use tessera_core::error::{Error, Result};
-use tessera_core::storage::{Buckets, validate_bucket};
+use tessera_core::storage::{Buckets, StoreCache};
 
 use crate::AwsSettings;
 
@@ -20,7 +19,7 @@ use crate::AwsSettings;
 pub struct S3Buckets {
     settings: AwsSettings,
     credentials: Arc<SdkCredentials>,
-    stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    stores: StoreCache,
 }
 
 impl S3Buckets {
@@ -35,34 +34,26 @@ impl S3Buckets {
                 provider,
                 cached: tokio::sync::Mutex::new(None),
             }),
-            stores: Mutex::new(HashMap::new()),
+            stores: StoreCache::default(),
         })
     }
 }
 
 impl Buckets for S3Buckets {
     fn store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
-        validate_bucket(bucket)?;
-        let mut stores = self
-            .stores
-            .lock()
-            .map_err(|_| Error::Internal("bucket map poisoned".into()))?;
-        if let Some(s) = stores.get(bucket) {
-            return Ok(Arc::clone(s));
-        }
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(bucket)
-            .with_region(&self.settings.region)
-            .with_credentials(self.credentials.clone())
-            .with_virtual_hosted_style_request(!self.settings.force_path_style);
-        if let Some(endpoint) = &self.settings.endpoint_url {
-            builder = builder
-                .with_endpoint(endpoint)
-                .with_allow_http(endpoint.starts_with("http://"));
-        }
-        let store: Arc<dyn ObjectStore> = Arc::new(builder.build()?);
-        stores.insert(bucket.to_owned(), Arc::clone(&store));
-        Ok(store)
+        self.stores.get_or_make(bucket, || {
+            let mut builder = AmazonS3Builder::new()
+                .with_bucket_name(bucket)
+                .with_region(&self.settings.region)
+                .with_credentials(self.credentials.clone())
+                .with_virtual_hosted_style_request(!self.settings.force_path_style);
+            if let Some(endpoint) = &self.settings.endpoint_url {
+                builder = builder
+                    .with_endpoint(endpoint)
+                    .with_allow_http(endpoint.starts_with("http://"));
+            }
+            Ok(Arc::new(builder.build()?))
+        })
     }
 }
 

@@ -343,14 +343,21 @@ impl Mesh {
 
     /// Parses a mesh from TOML text; paths resolve against `root`.
     pub fn from_toml(text: &str, origin: &str, root: &Path) -> Result<Mesh> {
+        Mesh::from_toml_with_salt(text, origin, root, std::env::var("TESSERA_PII_SALT").ok())
+    }
+
+    /// [`Mesh::from_toml`] with the salt override given instead of read from `TESSERA_PII_SALT`.
+    pub fn from_toml_with_salt(
+        text: &str,
+        origin: &str,
+        root: &Path,
+        salt: Option<String>,
+    ) -> Result<Mesh> {
         let file: MeshFile =
             toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
         validate_identifier(&file.mesh.name.replace('-', "_"))
             .map_err(|e| Error::Config(format!("{origin}: mesh name: {e}")))?;
-        let pii_salt = std::env::var("TESSERA_PII_SALT")
-            .ok()
-            .or(file.mesh.pii_salt.clone())
-            .unwrap_or_default();
+        let pii_salt = salt.or(file.mesh.pii_salt.clone()).unwrap_or_default();
         let mut domains = Vec::new();
         for d in &file.domains {
             validate_identifier(&d.name)

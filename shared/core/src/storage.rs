@@ -43,11 +43,38 @@ pub trait Buckets: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// One object store per bucket, made on first use: what every [`Buckets`] adapter keeps.
+#[derive(Debug, Default)]
+pub struct StoreCache {
+    stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+}
+
+impl StoreCache {
+    /// The store of a valid bucket name, made by `make` the first time.
+    pub fn get_or_make(
+        &self,
+        bucket: &str,
+        make: impl FnOnce() -> Result<Arc<dyn ObjectStore>>,
+    ) -> Result<Arc<dyn ObjectStore>> {
+        validate_bucket(bucket)?;
+        let mut stores = self
+            .stores
+            .lock()
+            .map_err(|_| Error::Internal("bucket map poisoned".into()))?;
+        if let Some(s) = stores.get(bucket) {
+            return Ok(Arc::clone(s));
+        }
+        let store = make()?;
+        stores.insert(bucket.to_owned(), Arc::clone(&store));
+        Ok(store)
+    }
+}
+
 /// Buckets as folders of a local directory, the warehouse.
 #[derive(Debug)]
 pub struct LocalBuckets {
     root: PathBuf,
-    stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    stores: StoreCache,
 }
 
 impl LocalBuckets {
@@ -55,7 +82,7 @@ impl LocalBuckets {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         LocalBuckets {
             root: root.into(),
-            stores: Mutex::new(HashMap::new()),
+            stores: StoreCache::default(),
         }
     }
 
@@ -67,20 +94,13 @@ impl LocalBuckets {
 
 impl Buckets for LocalBuckets {
     fn store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
-        validate_bucket(bucket)?;
-        let mut stores = self
-            .stores
-            .lock()
-            .map_err(|_| Error::Internal("bucket map poisoned".into()))?;
-        if let Some(s) = stores.get(bucket) {
-            return Ok(Arc::clone(s));
-        }
-        let dir = self.root.join(bucket);
-        std::fs::create_dir_all(&dir)?;
-        let store: Arc<dyn ObjectStore> =
-            Arc::new(LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true));
-        stores.insert(bucket.to_owned(), Arc::clone(&store));
-        Ok(store)
+        self.stores.get_or_make(bucket, || {
+            let dir = self.root.join(bucket);
+            std::fs::create_dir_all(&dir)?;
+            Ok(Arc::new(
+                LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true),
+            ))
+        })
     }
 }
 

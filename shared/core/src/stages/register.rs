@@ -12,7 +12,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::events::{ContractViolated, ProductPublished};
 use crate::keys::input_id;
-use crate::mesh::Product;
+use crate::mesh::{Domain, Product};
 use crate::publish::unescape_partition;
 use crate::runs::{self, InputRef, RunRecord, RunStatus};
 
@@ -21,27 +21,16 @@ const CAS_ATTEMPTS: usize = 8;
 
 /// Registers (or updates) the table of a published product.
 pub async fn run(ctx: &Context, published: &ProductPublished) -> Result<RunRecord> {
-    let (domain, product) = super::product_of(
+    let (domain, product, mut record, started) = begin(
         ctx,
-        &published.domain,
-        &published.product,
-        &published.bucket,
-    )?;
-    let id = input_id(&published.bucket, &published.commit_key, "catalog");
-    let input = InputRef {
-        bucket: published.bucket.clone(),
-        key: published.commit_key.clone(),
-        version: published.version.clone(),
-    };
-    let (mut record, started) =
-        RunRecord::start(&id, "catalog-register", &domain.name, &product.name, input);
-
-    ctx.catalog
-        .ensure_database(&Database {
-            name: domain.database.clone(),
-            description: domain.description.clone(),
-        })
-        .await?;
+        (&published.domain, &published.product, &published.bucket),
+        InputRef {
+            bucket: published.bucket.clone(),
+            key: published.commit_key.clone(),
+            version: published.version.clone(),
+        },
+    )
+    .await?;
     let location = ctx.storage.url(&published.bucket, &published.location);
     let mut desired = table_for(product, &domain.database, &location)?;
     let p = &mut desired.parameters;
@@ -104,22 +93,16 @@ pub async fn run(ctx: &Context, published: &ProductPublished) -> Result<RunRecor
 /// time, the failed checks and the report, until a version decided later is published. Events
 /// arrive in any order, so times decide, not arrival.
 pub async fn record_violation(ctx: &Context, violated: &ContractViolated) -> Result<RunRecord> {
-    let (domain, product) =
-        super::product_of(ctx, &violated.domain, &violated.product, &violated.bucket)?;
-    let id = input_id(&violated.bucket, &violated.report_key, "catalog");
-    let input = InputRef {
-        bucket: violated.bucket.clone(),
-        key: violated.report_key.clone(),
-        version: violated.run_id.clone(),
-    };
-    let (mut record, started) =
-        RunRecord::start(&id, "catalog-register", &domain.name, &product.name, input);
-    ctx.catalog
-        .ensure_database(&Database {
-            name: domain.database.clone(),
-            description: domain.description.clone(),
-        })
-        .await?;
+    let (domain, product, mut record, started) = begin(
+        ctx,
+        (&violated.domain, &violated.product, &violated.bucket),
+        InputRef {
+            bucket: violated.bucket.clone(),
+            key: violated.report_key.clone(),
+            version: violated.run_id.clone(),
+        },
+    )
+    .await?;
     // A product refused before it was ever published still gets its table, marked failed, so
     // consumers find it and see why it is empty.
     let location = ctx.storage.url(
@@ -164,6 +147,26 @@ pub async fn record_violation(ctx: &Context, violated: &ContractViolated) -> Res
         violated.at.to_rfc3339()
     ));
     runs::save(&ctx.storage, &violated.bucket, record, started).await
+}
+
+/// What both entry points start with: the product the event names, a run record keyed by the
+/// event's object, and the domain's database.
+async fn begin<'m>(
+    ctx: &'m Context,
+    (domain, product, bucket): (&str, &str, &str),
+    input: InputRef,
+) -> Result<(&'m Domain, &'m Product, RunRecord, std::time::Instant)> {
+    let (domain, product) = super::product_of(ctx, domain, product, bucket)?;
+    let id = input_id(&input.bucket, &input.key, "catalog");
+    let (record, started) =
+        RunRecord::start(&id, "catalog-register", &domain.name, &product.name, input);
+    ctx.catalog
+        .ensure_database(&Database {
+            name: domain.database.clone(),
+            description: domain.description.clone(),
+        })
+        .await?;
+    Ok((domain, product, record, started))
 }
 
 /// Table parameters describing the last violation; the first is its time.
