@@ -3,8 +3,10 @@
 //! `cargo lambda watch` (through the bridge of `tessera dev`), and the result is a Glue table a
 //! query engine reads.
 //!
-//! `bash tests/run.sh` starts moto and `cargo lambda watch` and sets `TESSERA_EMULATOR_URL` and
-//! `TESSERA_LAMBDA_URL`; without them this test fails and says so.
+//! `bash tests/run.sh` starts moto and `cargo lambda watch` and sets `TESSERA_MOTO_URL` and
+//! `TESSERA_LAMBDA_URL`; without them this test fails and says so. With
+//! `TESSERA_EMULATOR=localstack` it starts LocalStack too and the same test runs on the mesh's
+//! `localstack` environment, so behaviour that differs between the emulators is caught.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use arrow::util::pretty::pretty_format_batches;
 use aws_sdk_eventbridge::types::Target;
 use aws_sdk_sqs::types::QueueAttributeName;
-use tessera_aws::AwsSettings;
+use tessera_aws::{AwsSettings, Service};
 use tessera_cli::commands;
 use tessera_tests::sample_mesh;
 
@@ -22,25 +24,27 @@ fn required(name: &str) -> String {
 
 #[tokio::test]
 async fn a_raw_file_in_s3_fires_the_whole_chain() {
-    let endpoint = required("TESSERA_EMULATOR_URL");
+    // The mesh environment the functions under `cargo lambda watch` also use: `emulator` (all on
+    // moto) or `localstack` (S3, EventBridge and SQS on LocalStack, Glue on moto).
+    let environment = std::env::var("TESSERA_TEST_ENV").unwrap_or_else(|_| "emulator".into());
+    let moto = required("TESSERA_MOTO_URL");
     let lambda_url = required("TESSERA_LAMBDA_URL");
     let http = reqwest::Client::new();
     let reset = http
-        .post(format!("{endpoint}/moto-api/reset"))
+        .post(format!("{moto}/moto-api/reset"))
         .send()
         .await
-        .expect("the emulator answers");
+        .expect("moto answers");
     assert!(reset.status().is_success());
 
     let mesh = sample_mesh();
-    let mut settings =
-        AwsSettings::from_environment(mesh.environment("emulator").unwrap()).unwrap();
+    let settings = AwsSettings::from_environment(mesh.environment(&environment).unwrap())
+        .expect("an aws environment");
     assert_eq!(
-        settings.endpoint_url.as_deref(),
-        Some(endpoint.as_str()),
-        "the functions use the mesh's emulator endpoint"
+        settings.endpoint(Service::Glue),
+        Some(moto.as_str()),
+        "the catalog is on moto in every emulated environment"
     );
-    settings.endpoint_url = Some(endpoint.clone());
     let sdk = settings.sdk_config().await;
     let routes = tessera_aws::dev::provision(&mesh, &settings, &sdk)
         .await
@@ -48,8 +52,9 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
     assert_eq!(routes.len(), 2 * tessera_core::routing::rules().len());
 
     // Every event on the product bus is copied to an audit queue, to assert what was announced.
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&settings.service_config(&sdk, Service::Sqs));
+    let events =
+        aws_sdk_eventbridge::Client::new(&settings.service_config(&sdk, Service::EventBridge));
     let audit = sqs
         .create_queue()
         .queue_name("tessera-test-audit")
@@ -91,6 +96,7 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
     assert_eq!(landed, 4);
     let report = tessera_aws::dev::bridge(
         &sdk,
+        &settings,
         &routes,
         &lambda_url,
         Duration::from_secs(6),

@@ -16,7 +16,7 @@ use tessera_core::error::{Error, Result};
 use tessera_core::mesh::Mesh;
 use tessera_core::routing::{self, Function};
 
-use crate::AwsSettings;
+use crate::{AwsSettings, Service};
 
 /// EventBridge's bus for AWS service events.
 const DEFAULT_BUS: &str = "default";
@@ -45,12 +45,13 @@ fn sdk_error(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> E
 /// product bus, and one rule per routing rule and domain targeting a queue. Idempotent.
 pub async fn provision(mesh: &Mesh, settings: &AwsSettings, sdk: &SdkConfig) -> Result<Vec<Route>> {
     let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(sdk)
+        aws_sdk_s3::config::Builder::from(&settings.service_config(sdk, Service::S3))
             .force_path_style(settings.force_path_style)
             .build(),
     );
-    let events = aws_sdk_eventbridge::Client::new(sdk);
-    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let events =
+        aws_sdk_eventbridge::Client::new(&settings.service_config(sdk, Service::EventBridge));
+    let sqs = aws_sdk_sqs::Client::new(&settings.service_config(sdk, Service::Sqs));
 
     match events
         .create_event_bus()
@@ -160,12 +161,13 @@ pub struct BridgeReport {
 /// when no queue had a message for `idle`, or after `limit`.
 pub async fn bridge(
     sdk: &SdkConfig,
+    settings: &AwsSettings,
     routes: &[Route],
     lambda_url: &str,
     idle: Duration,
     limit: Duration,
 ) -> Result<BridgeReport> {
-    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(&settings.service_config(sdk, Service::Sqs));
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(900))
         .build()

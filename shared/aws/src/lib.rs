@@ -27,7 +27,7 @@ use aws_smithy_http_client::tls;
 use tessera_core::bus::EventBus;
 use tessera_core::context::Context;
 use tessera_core::error::{Error, Result};
-use tessera_core::mesh::{Environment, Mesh};
+use tessera_core::mesh::{Environment, Mesh, ServiceEndpoints};
 use tessera_core::storage::Storage;
 
 /// Where the AWS side is: a region, and an endpoint when it is an emulator.
@@ -41,6 +41,23 @@ pub struct AwsSettings {
     pub force_path_style: bool,
     /// Name of the EventBridge bus for product events.
     pub event_bus: String,
+    /// Per-service endpoint overrides (a mix of emulators); unset services use `endpoint_url`.
+    pub endpoints: ServiceEndpoints,
+}
+
+/// The AWS services Tessera calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Amazon S3.
+    S3,
+    /// Amazon EventBridge.
+    EventBridge,
+    /// Amazon SQS.
+    Sqs,
+    /// AWS Glue.
+    Glue,
+    /// Amazon Athena.
+    Athena,
 }
 
 impl AwsSettings {
@@ -52,11 +69,13 @@ impl AwsSettings {
                 endpoint_url,
                 force_path_style,
                 event_bus,
+                endpoints,
             } => Some(AwsSettings {
                 region: region.clone(),
                 endpoint_url: endpoint_url.clone(),
                 force_path_style: *force_path_style,
                 event_bus: event_bus.clone(),
+                endpoints: endpoints.clone(),
             }),
             Environment::Embedded { .. } => None,
         }
@@ -78,6 +97,30 @@ impl AwsSettings {
         }
         loader.load().await
     }
+
+    /// The endpoint of one service: its override, else the environment's, else AWS's own
+    /// (`None`).
+    pub fn endpoint(&self, service: Service) -> Option<&str> {
+        let e = &self.endpoints;
+        let specific = match service {
+            Service::S3 => &e.s3,
+            Service::EventBridge => &e.eventbridge,
+            Service::Sqs => &e.sqs,
+            Service::Glue => &e.glue,
+            Service::Athena => &e.athena,
+        };
+        specific.as_deref().or(self.endpoint_url.as_deref())
+    }
+
+    /// The SDK configuration for one service's client: `sdk` with that service's endpoint.
+    pub fn service_config(&self, sdk: &SdkConfig, service: Service) -> SdkConfig {
+        match self.endpoint(service) {
+            Some(endpoint) if Some(endpoint) != sdk.endpoint_url() => {
+                sdk.to_builder().endpoint_url(endpoint).build()
+            }
+            _ => sdk.clone(),
+        }
+    }
 }
 
 /// The ports of an AWS environment: S3 buckets (S3 itself sends the `Object Created` events),
@@ -86,10 +129,15 @@ pub async fn aws_context(mesh: Arc<Mesh>, settings: &AwsSettings) -> Result<Cont
     let sdk = settings.sdk_config().await;
     let buckets = Arc::new(s3::S3Buckets::new(&sdk, settings)?);
     let storage = Storage::new(buckets, None);
-    let bus: Arc<dyn EventBus> =
-        Arc::new(eventbridge::EventBridgeBus::new(&sdk, &settings.event_bus));
+    let bus: Arc<dyn EventBus> = Arc::new(eventbridge::EventBridgeBus::new(
+        &settings.service_config(&sdk, Service::EventBridge),
+        &settings.event_bus,
+    ));
     let databases = mesh.domains.iter().map(|d| d.database.clone()).collect();
-    let catalog = Arc::new(glue::GlueCatalog::new(&sdk, databases));
+    let catalog = Arc::new(glue::GlueCatalog::new(
+        &settings.service_config(&sdk, Service::Glue),
+        databases,
+    ));
     Ok(Context {
         mesh,
         storage,

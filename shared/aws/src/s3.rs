@@ -12,7 +12,7 @@ use object_store::aws::{AmazonS3Builder, AwsCredential};
 use tessera_core::error::{Error, Result};
 use tessera_core::storage::{Buckets, StoreCache};
 
-use crate::AwsSettings;
+use crate::{AwsSettings, Service};
 
 /// S3 buckets, credentials from the SDK's chain.
 #[derive(Debug)]
@@ -47,7 +47,7 @@ impl Buckets for S3Buckets {
                 .with_region(&self.settings.region)
                 .with_credentials(self.credentials.clone())
                 .with_virtual_hosted_style_request(!self.settings.force_path_style);
-            if let Some(endpoint) = &self.settings.endpoint_url {
+            if let Some(endpoint) = self.settings.endpoint(Service::S3) {
                 builder = builder
                     .with_endpoint(endpoint)
                     .with_allow_http(endpoint.starts_with("http://"));

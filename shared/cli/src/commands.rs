@@ -166,6 +166,7 @@ pub async fn dev(
     land_samples(&ctx).await?;
     let report = tessera_aws::dev::bridge(
         &sdk,
+        &settings,
         &routes,
         lambda_url,
         Duration::from_secs(idle),

@@ -85,7 +85,33 @@ pub enum Environment {
         /// Name of the custom EventBridge bus for product events.
         #[serde(default = "default_bus")]
         event_bus: String,
+        /// Per-service endpoint overrides, for a mix of emulators (LocalStack for S3 and
+        /// EventBridge, moto for Glue). A service not named here uses `endpoint_url`.
+        #[serde(default)]
+        endpoints: ServiceEndpoints,
     },
+}
+
+/// Endpoint overrides per AWS service; the keys follow the SDKs' service ids
+/// (`AWS_ENDPOINT_URL_<SERVICE>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceEndpoints {
+    /// Amazon S3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<String>,
+    /// Amazon EventBridge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eventbridge: Option<String>,
+    /// Amazon SQS (the local bridge's queues).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqs: Option<String>,
+    /// AWS Glue Data Catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glue: Option<String>,
+    /// Amazon Athena.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub athena: Option<String>,
 }
 
 fn default_bus() -> String {
