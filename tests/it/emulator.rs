@@ -284,4 +284,54 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
 | consumer | 4      | 553.75  |
 +----------+--------+---------+"
     );
+
+    // A late file whose key needs encoding (a folder, a space, a plus): S3 events carry keys
+    // URL-encoded, and each emulator encodes them its own way.
+    let late = "raw/orders/late arrivals/orders 2024-05-03+eu.csv";
+    ctx.storage
+        .put(
+            "tessera-sample-sales",
+            late,
+            bytes::Bytes::from_static(
+                b"order_id,customer_id,customer_email,order_date,order_ts,status,amount,currency,notes,updated_at\n\
+                  ORD-000031,CUST-0002,bob@example.org,2024-05-03,2024-05-03T08:00:00Z,placed,10.00,EUR,,2024-05-03T08:00:00Z\n",
+            ),
+        )
+        .await
+        .unwrap();
+    let report = tessera_aws::dev::bridge(
+        &sdk,
+        &settings,
+        &routes,
+        &lambda_url,
+        Duration::from_secs(6),
+        Duration::from_secs(900),
+    )
+    .await
+    .unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(commits("orders", "tessera-sample-sales").await, 3);
+    let partitions = ctx.catalog.partitions("sales", "orders").await.unwrap();
+    assert_eq!(
+        partitions
+            .iter()
+            .map(|p| p.values.join("/"))
+            .collect::<Vec<_>>(),
+        ["2024-05-01", "2024-05-02", "2024-05-03"]
+    );
+    let batches = commands::query(
+        &ctx,
+        "SELECT order_id, amount FROM sales.orders WHERE order_date = DATE '2024-05-03'",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pretty_format_batches(&batches).unwrap().to_string(),
+        "\
++------------+--------+
+| order_id   | amount |
++------------+--------+
+| ORD-000031 | 10.00  |
++------------+--------+"
+    );
 }

@@ -282,3 +282,42 @@ async fn bad_data_never_fails_an_invocation() {
         .unwrap();
     assert!(out.runs.is_empty() && out.ignored.len() == 1);
 }
+
+#[tokio::test]
+async fn every_emulators_key_spelling_finds_the_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let emb = embedded(dir.path());
+    let ctx = &emb.context;
+    let raw =
+        std::fs::read(repo_root().join("domains/sales/orders/raw/orders_2024-05-02.csv")).unwrap();
+    let key = "raw/orders/late arrivals/orders 2024-05-02+eu.csv";
+    ctx.storage
+        .put("tessera-sample-sales", key, Bytes::from(raw))
+        .await
+        .unwrap();
+    // AWS (form encoding, `+` for a space), LocalStack (percent encoding, `/` kept), moto's
+    // EventBridge events (the key as it is).
+    for spelling in [
+        "raw%2Forders%2Flate+arrivals%2Forders+2024-05-02%2Beu.csv",
+        "raw/orders/late%20arrivals/orders%202024-05-02%2Beu.csv",
+        key,
+    ] {
+        let mut e = event("s3-object-created-raw.json");
+        e["detail"]["object"]["key"] = spelling.into();
+        let out = ingest::handler(ctx, e).await.unwrap();
+        assert_eq!(
+            (
+                out.runs[0].status,
+                out.runs[0].rows_out,
+                out.runs[0].input.key.as_str()
+            ),
+            (RunStatus::Succeeded, 6, key),
+            "{spelling}"
+        );
+    }
+    // A key that names no object under any spelling is refused with its name.
+    let mut e = event("s3-object-created-raw.json");
+    e["detail"]["object"]["key"] = "raw/orders/missing+file.csv".into();
+    let out = ingest::handler(ctx, e).await.unwrap();
+    assert_eq!(out.runs[0].status, RunStatus::Quarantined);
+}

@@ -214,7 +214,6 @@ async fn on_object(
     function: Function,
     object: &ObjectCreated,
 ) -> Result<RunRecord, FunctionError> {
-    let key = decode_event_key(&object.object.key)?;
     let bucket = object.bucket.name.as_str();
     if ctx.mesh.domain_of_bucket(bucket).is_none() {
         // Not ours: nothing is written there, the event is refused.
@@ -223,6 +222,7 @@ async fn on_object(
         ))
         .into());
     }
+    let key = event_key(ctx, bucket, &object.object.key).await?;
     let version = object.version();
     let (zone, result) = match function {
         Function::Ingest => (
@@ -245,6 +245,25 @@ async fn on_object(
             Ok(stages::refuse(ctx, function, zone, bucket, &key, &version, &e.to_string()).await?)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The object key an S3 event names. AWS URL-encodes keys (`+` for a space); some emulators send
+/// them unencoded (moto's EventBridge events), so when the decoded key differs from the raw one
+/// and names no object while the raw one does, the raw key is the object's.
+async fn event_key(ctx: &Context, bucket: &str, raw: &str) -> crate::Result<String> {
+    let key = decode_event_key(raw)?;
+    if key == raw || crate::keys::validate_key(raw).is_err() {
+        return Ok(key);
+    }
+    match ctx.storage.head(bucket, &key).await {
+        Err(Error::Storage(object_store::Error::NotFound { .. })) => {
+            match ctx.storage.head(bucket, raw).await {
+                Ok(_) => Ok(raw.to_owned()),
+                Err(_) => Ok(key),
+            }
+        }
+        _ => Ok(key),
     }
 }
 
