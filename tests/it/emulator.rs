@@ -334,4 +334,58 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
 | ORD-000031 | 10.00  |
 +------------+--------+"
     );
+
+    // Every sample event of `events/`, through `cargo lambda invoke`, as a domain team would.
+    let port = lambda_url.rsplit(':').next().unwrap();
+    // The fixtures carry AWS's made-up versions, so the stages take them for new versions of
+    // the objects; the notification names a file (`orders 2024-05-02.csv`) that was never
+    // landed, which is bad data: quarantined, the invocation succeeds.
+    for (function, file, status) in [
+        ("ingest", "s3-object-created-raw.json", &["succeeded"][..]),
+        ("ingest", "s3-notification-raw.json", &["quarantined"]),
+        ("clean", "s3-object-created-staged.json", &["succeeded"]),
+        (
+            "contract-check",
+            "s3-object-created-clean.json",
+            &["published"],
+        ),
+        // Skipped when the chain already aggregated that very version.
+        (
+            "aggregate",
+            "data-product-published.json",
+            &["published", "skipped"],
+        ),
+        (
+            "catalog-register",
+            "data-product-published.json",
+            &["succeeded"],
+        ),
+        ("catalog-register", "contract-violated.json", &["succeeded"]),
+    ] {
+        let out = std::process::Command::new("cargo")
+            .args(["lambda", "invoke", function, "-A", "127.0.0.1", "-P", port])
+            .arg("--data-file")
+            .arg(tessera_tests::repo_root().join("events").join(file))
+            .output()
+            .expect("cargo lambda is on PATH (tests/run.sh puts it there)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{function} {file}: {}{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let outcome: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("{function} {file}: {e}: {stdout}"));
+        assert_eq!(
+            outcome["runs"].as_array().map(Vec::len),
+            Some(1),
+            "{function} {file}: {outcome}"
+        );
+        assert!(
+            outcome["runs"][0]["status"]
+                .as_str()
+                .is_some_and(|s| status.contains(&s)),
+            "{function} {file}: {outcome}"
+        );
+    }
 }
