@@ -6,11 +6,11 @@
 
 use serde_json::Value;
 use tessera_core::Context;
-use tessera_core::routing::Function;
+use tessera_core::function::{handle, stage};
 
 pub use tessera_core::function::{FunctionError, Outcome};
 
 /// Handles one event.
 pub async fn handler(ctx: &Context, event: Value) -> Result<Outcome, FunctionError> {
-    tessera_core::function::handle(ctx, Function::CatalogRegister, &event).await
+    handle::<stage::CatalogRegister>(ctx, &event).await
 }

@@ -122,12 +122,189 @@ pub fn triggers(event: &Value) -> Result<Vec<Trigger>, FunctionError> {
     Ok(vec![trigger])
 }
 
-/// Runs `function` on one event.
-pub async fn handle(
+/// The stage behind one Lambda function. Each function crate calls [`handle`] with its own
+/// stage type, so a binary links only the code of its stage (the aggregate stage's query engine
+/// stays out of the other four).
+pub trait Stage {
+    /// The function this stage is.
+    const FUNCTION: Function;
+
+    /// Acts on one trigger meant for this function; `None` when the trigger is not for it.
+    fn on_trigger(
+        ctx: &Context,
+        trigger: Trigger,
+    ) -> impl Future<Output = Option<Result<Vec<RunRecord>, FunctionError>>> + Send;
+}
+
+/// The stages, one type per function.
+pub mod stage {
+    use super::*;
+
+    /// `ingest`: raw files → typed Parquet.
+    #[derive(Debug)]
+    pub struct Ingest;
+    /// `clean`: typed → cleaned Parquet.
+    #[derive(Debug)]
+    pub struct Clean;
+    /// `contract-check`: cleaned Parquet → published product or quarantine.
+    #[derive(Debug)]
+    pub struct ContractCheck;
+    /// `aggregate`: publications → aggregations.
+    #[derive(Debug)]
+    pub struct Aggregate;
+    /// `catalog-register`: publications and violations → the catalog.
+    #[derive(Debug)]
+    pub struct CatalogRegister;
+
+    impl Stage for Ingest {
+        const FUNCTION: Function = Function::Ingest;
+        async fn on_trigger(
+            ctx: &Context,
+            trigger: Trigger,
+        ) -> Option<Result<Vec<RunRecord>, FunctionError>> {
+            let Trigger::Object(object) = trigger else {
+                return None;
+            };
+            Some(
+                async {
+                    let (bucket, key, version) = object_input(ctx, &object).await?;
+                    let result = stages::ingest::run(ctx, bucket, &key, &version).await;
+                    object_outcome(
+                        ctx,
+                        Self::FUNCTION,
+                        Zone::Raw,
+                        bucket,
+                        &key,
+                        &version,
+                        result,
+                    )
+                    .await
+                }
+                .await,
+            )
+        }
+    }
+
+    impl Stage for Clean {
+        const FUNCTION: Function = Function::Clean;
+        async fn on_trigger(
+            ctx: &Context,
+            trigger: Trigger,
+        ) -> Option<Result<Vec<RunRecord>, FunctionError>> {
+            let Trigger::Object(object) = trigger else {
+                return None;
+            };
+            Some(
+                async {
+                    let (bucket, key, version) = object_input(ctx, &object).await?;
+                    let result = stages::clean::run(ctx, bucket, &key, &version).await;
+                    object_outcome(
+                        ctx,
+                        Self::FUNCTION,
+                        Zone::Staged,
+                        bucket,
+                        &key,
+                        &version,
+                        result,
+                    )
+                    .await
+                }
+                .await,
+            )
+        }
+    }
+
+    impl Stage for ContractCheck {
+        const FUNCTION: Function = Function::ContractCheck;
+        async fn on_trigger(
+            ctx: &Context,
+            trigger: Trigger,
+        ) -> Option<Result<Vec<RunRecord>, FunctionError>> {
+            let Trigger::Object(object) = trigger else {
+                return None;
+            };
+            Some(
+                async {
+                    let (bucket, key, version) = object_input(ctx, &object).await?;
+                    let result = stages::check::run(ctx, bucket, &key, &version).await;
+                    object_outcome(
+                        ctx,
+                        Self::FUNCTION,
+                        Zone::Clean,
+                        bucket,
+                        &key,
+                        &version,
+                        result,
+                    )
+                    .await
+                }
+                .await,
+            )
+        }
+    }
+
+    impl Stage for Aggregate {
+        const FUNCTION: Function = Function::Aggregate;
+        async fn on_trigger(
+            ctx: &Context,
+            trigger: Trigger,
+        ) -> Option<Result<Vec<RunRecord>, FunctionError>> {
+            let Trigger::Published(published) = trigger else {
+                return None;
+            };
+            Some(match stages::aggregate::run(ctx, &published).await {
+                Ok(runs) => Ok(runs),
+                Err(e) => refuse_publication(ctx, Self::FUNCTION, &published, e)
+                    .await
+                    .map(|run| vec![run]),
+            })
+        }
+    }
+
+    impl Stage for CatalogRegister {
+        const FUNCTION: Function = Function::CatalogRegister;
+        async fn on_trigger(
+            ctx: &Context,
+            trigger: Trigger,
+        ) -> Option<Result<Vec<RunRecord>, FunctionError>> {
+            Some(match trigger {
+                Trigger::Published(published) => {
+                    match stages::register::run(ctx, &published).await {
+                        Ok(run) => Ok(vec![run]),
+                        Err(e) => refuse_publication(ctx, Self::FUNCTION, &published, e)
+                            .await
+                            .map(|run| vec![run]),
+                    }
+                }
+                Trigger::Violated(violated) => stages::register::record_violation(ctx, &violated)
+                    .await
+                    .map(|run| vec![run])
+                    .map_err(FunctionError::from),
+                _ => return None,
+            })
+        }
+    }
+}
+
+/// Runs the stage of `function` on one event. This links every stage: for in-process callers
+/// (tests, tools); a Lambda binary calls [`handle`] with its own stage.
+pub async fn handle_any(
     ctx: &Context,
     function: Function,
     event: &Value,
 ) -> Result<Outcome, FunctionError> {
+    match function {
+        Function::Ingest => handle::<stage::Ingest>(ctx, event).await,
+        Function::Clean => handle::<stage::Clean>(ctx, event).await,
+        Function::ContractCheck => handle::<stage::ContractCheck>(ctx, event).await,
+        Function::Aggregate => handle::<stage::Aggregate>(ctx, event).await,
+        Function::CatalogRegister => handle::<stage::CatalogRegister>(ctx, event).await,
+    }
+}
+
+/// Runs stage `S` on one event.
+pub async fn handle<S: Stage>(ctx: &Context, event: &Value) -> Result<Outcome, FunctionError> {
+    let function = S::FUNCTION;
     let mut outcome = Outcome::default();
     // An EventBridge event of a kind this function does not handle is ignored unread.
     if let Some(detail_type) = event.get("detail-type").and_then(Value::as_str)
@@ -139,42 +316,12 @@ pub async fn handle(
         return Ok(outcome);
     }
     for trigger in triggers(event)? {
-        match (function, trigger) {
-            (
-                Function::Ingest | Function::Clean | Function::ContractCheck,
-                Trigger::Object(object),
-            ) => {
-                outcome.runs.push(on_object(ctx, function, &object).await?);
-            }
-            (Function::Aggregate, Trigger::Published(published)) => {
-                match stages::aggregate::run(ctx, &published).await {
-                    Ok(runs) => outcome.runs.extend(runs),
-                    Err(e) => outcome
-                        .runs
-                        .push(refuse_publication(ctx, function, &published, e).await?),
-                }
-            }
-            (Function::CatalogRegister, Trigger::Published(published)) => {
-                match stages::register::run(ctx, &published).await {
-                    Ok(run) => outcome.runs.push(run),
-                    Err(e) => outcome
-                        .runs
-                        .push(refuse_publication(ctx, function, &published, e).await?),
-                }
-            }
-            (Function::CatalogRegister, Trigger::Violated(violated)) => {
-                outcome
-                    .runs
-                    .push(stages::register::record_violation(ctx, &violated).await?);
-            }
-            (_, Trigger::Other(what)) => outcome
+        let what = describe(&trigger);
+        match S::on_trigger(ctx, trigger).await {
+            Some(runs) => outcome.runs.extend(runs?),
+            None => outcome
                 .ignored
                 .push(format!("{what} is not for `{}`", function.name())),
-            (_, other) => outcome.ignored.push(format!(
-                "{} is not for `{}`",
-                describe(&other),
-                function.name()
-            )),
         }
     }
     for run in &outcome.runs {
@@ -208,12 +355,12 @@ fn describe(trigger: &Trigger) -> String {
     }
 }
 
-/// ingest, clean or contract-check on one new object; bad data is quarantined, not failed.
-async fn on_object(
+/// The input an `Object Created` trigger names: its bucket (one of the mesh's), its decoded key
+/// and its version.
+async fn object_input<'a>(
     ctx: &Context,
-    function: Function,
-    object: &ObjectCreated,
-) -> Result<RunRecord, FunctionError> {
+    object: &'a ObjectCreated,
+) -> Result<(&'a str, String, String), FunctionError> {
     let bucket = object.bucket.name.as_str();
     if ctx.mesh.domain_of_bucket(bucket).is_none() {
         // Not ours: nothing is written there, the event is refused.
@@ -223,26 +370,26 @@ async fn on_object(
         .into());
     }
     let key = event_key(ctx, bucket, &object.object.key).await?;
-    let version = object.version();
-    let (zone, result) = match function {
-        Function::Ingest => (
-            Zone::Raw,
-            stages::ingest::run(ctx, bucket, &key, &version).await,
-        ),
-        Function::Clean => (
-            Zone::Staged,
-            stages::clean::run(ctx, bucket, &key, &version).await,
-        ),
-        _ => (
-            Zone::Clean,
-            stages::check::run(ctx, bucket, &key, &version).await,
-        ),
-    };
+    Ok((bucket, key, object.version()))
+}
+
+/// What ingest, clean or contract-check did with one object: bad data is quarantined, not failed.
+async fn object_outcome(
+    ctx: &Context,
+    function: Function,
+    zone: Zone,
+    bucket: &str,
+    key: &str,
+    version: &str,
+    result: crate::Result<RunRecord>,
+) -> Result<Vec<RunRecord>, FunctionError> {
     match result {
-        Ok(run) => Ok(run),
+        Ok(run) => Ok(vec![run]),
         Err(e) if e.kind() == ErrorKind::BadData => {
             tracing::warn!(stage = function.name(), %bucket, %key, error = %e, "input refused");
-            Ok(stages::refuse(ctx, function, zone, bucket, &key, &version, &e.to_string()).await?)
+            Ok(vec![
+                stages::refuse(ctx, function, zone, bucket, key, version, &e.to_string()).await?,
+            ])
         }
         Err(e) => Err(e.into()),
     }

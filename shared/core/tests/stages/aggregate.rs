@@ -3,9 +3,8 @@
 use arrow::datatypes::DataType;
 use tessera_core::ErrorKind;
 use tessera_core::events::{CONTRACT_VIOLATED, ContractViolated, ProductPublished};
-use tessera_core::function::handle;
+use tessera_core::function::{handle, stage};
 use tessera_core::publish::{self, CommitMode};
-use tessera_core::routing::Function;
 use tessera_core::runs::RunStatus;
 use tessera_core::stages;
 
@@ -221,7 +220,7 @@ async fn handler_quarantines_an_aggregation_whose_sql_fails() {
     );
     let published = publish_orders(&fx, "raw/orders/day1.csv", "O-1,,1.00,2024-05-01,\n").await;
     let event = published.event().to_json();
-    let outcome = handle(fx.ctx(), Function::Aggregate, &event)
+    let outcome = handle::<stage::Aggregate>(fx.ctx(), &event)
         .await
         .expect("bad SQL is not retried");
     assert_eq!(outcome.runs.len(), 1);
@@ -240,7 +239,7 @@ async fn handler_quarantines_an_aggregation_whose_sql_fails() {
 
     // An object creation is not for aggregate: ignored.
     let created = crate::support::object_created("raw/orders/x.csv", 1);
-    let outcome = handle(fx.ctx(), Function::Aggregate, &created)
+    let outcome = handle::<stage::Aggregate>(fx.ctx(), &created)
         .await
         .expect("ignored");
     assert!(outcome.runs.is_empty());
@@ -248,13 +247,9 @@ async fn handler_quarantines_an_aggregation_whose_sql_fails() {
     // A publication of a product without aggregates: nothing to do.
     let mut no_children = published.clone();
     no_children.product = "daily_totals".into();
-    let outcome = handle(
-        fx.ctx(),
-        Function::Aggregate,
-        &no_children.event().to_json(),
-    )
-    .await
-    .expect("nothing to do");
+    let outcome = handle::<stage::Aggregate>(fx.ctx(), &no_children.event().to_json())
+        .await
+        .expect("nothing to do");
     assert!(outcome.runs.is_empty() && outcome.ignored.is_empty());
 }
 
@@ -283,7 +278,7 @@ async fn an_aggregate_value_its_contract_type_cannot_hold_is_refused_not_nulled(
         "{err}"
     );
     // Through the handler: refused with the reason, not retried, nothing published.
-    let outcome = handle(fx.ctx(), Function::Aggregate, &published.event().to_json())
+    let outcome = handle::<stage::Aggregate>(fx.ctx(), &published.event().to_json())
         .await
         .expect("not retried");
     assert_eq!(outcome.runs[0].status, RunStatus::Quarantined);

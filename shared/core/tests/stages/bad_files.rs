@@ -4,7 +4,7 @@
 use serde_json::json;
 use tessera_core::ErrorKind;
 use tessera_core::events::{OBJECT_CREATED, ObjectCreated};
-use tessera_core::function::handle;
+use tessera_core::function::{handle, handle_any, stage};
 use tessera_core::keys::input_id;
 use tessera_core::routing::Function;
 use tessera_core::runs::RunStatus;
@@ -60,7 +60,7 @@ async fn handler_quarantines_unreadable_files_and_succeeds() {
         let key = format!("raw/orders/{name}");
         fx.put(&key, content.to_vec()).await;
         let event = object_created(&key, content.len() as u64);
-        let outcome = handle(fx.ctx(), Function::Ingest, &event)
+        let outcome = handle::<stage::Ingest>(fx.ctx(), &event)
             .await
             .unwrap_or_else(|e| panic!("{name}: the invocation must succeed, got {e}"));
         assert!(outcome.ignored.is_empty());
@@ -107,7 +107,7 @@ async fn handler_ingests_good_files_and_decodes_event_keys() {
         event["detail"]["object"]["key"],
         "raw/orders/May+2024+%281%29.csv"
     );
-    let outcome = handle(fx.ctx(), Function::Ingest, &event)
+    let outcome = handle::<stage::Ingest>(fx.ctx(), &event)
         .await
         .expect("invocation succeeds");
     assert_eq!(outcome.runs.len(), 1);
@@ -129,7 +129,7 @@ async fn handler_refuses_unknown_products_and_ignores_other_events() {
     // A raw file of a product the domain does not have: refused, reported, not retried.
     let key = "raw/returns/r.csv";
     fx.put(key, "a\n1\n").await;
-    let outcome = handle(fx.ctx(), Function::Ingest, &object_created(key, 4))
+    let outcome = handle::<stage::Ingest>(fx.ctx(), &object_created(key, 4))
         .await
         .expect("invocation succeeds");
     assert_eq!(outcome.runs[0].status, RunStatus::Quarantined);
@@ -142,7 +142,7 @@ async fn handler_refuses_unknown_products_and_ignores_other_events() {
     // An event for another function is ignored.
     let published =
         tessera_core::events::BusEvent::new("tessera", "DataProductPublished", json!({}));
-    let outcome = handle(fx.ctx(), Function::Ingest, &published.to_json())
+    let outcome = handle::<stage::Ingest>(fx.ctx(), &published.to_json())
         .await
         .expect("invocation succeeds");
     assert!(outcome.runs.is_empty());
@@ -152,7 +152,7 @@ async fn handler_refuses_unknown_products_and_ignores_other_events() {
     );
 
     // Not an EventBridge event at all, or a malformed detail: refused without retry.
-    let err = handle(fx.ctx(), Function::Ingest, &json!({"hello": "world"}))
+    let err = handle::<stage::Ingest>(fx.ctx(), &json!({"hello": "world"}))
         .await
         .expect_err("not an event");
     assert_eq!(err.kind, ErrorKind::BadData);
@@ -160,7 +160,7 @@ async fn handler_refuses_unknown_products_and_ignores_other_events() {
     let mut broken = ObjectCreated::event(BUCKET, "raw/orders/x.csv", 1, None).to_json();
     broken["detail"] = json!({"bucket": "not an object"});
     assert_eq!(broken["detail-type"], OBJECT_CREATED);
-    let err = handle(fx.ctx(), Function::Ingest, &broken)
+    let err = handle::<stage::Ingest>(fx.ctx(), &broken)
         .await
         .expect_err("malformed detail");
     assert_eq!(err.kind, ErrorKind::BadData);
@@ -175,7 +175,7 @@ async fn handlers_refuse_zone_objects_that_are_not_parquet() {
         (Function::ContractCheck, "clean/orders/junk.parquet"),
     ] {
         fx.put(key, "not parquet at all").await;
-        let outcome = handle(fx.ctx(), function, &object_created(key, 18))
+        let outcome = handle_any(fx.ctx(), function, &object_created(key, 18))
             .await
             .unwrap_or_else(|e| panic!("{key}: the invocation must succeed, got {e}"));
         let run = &outcome.runs[0];

@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 
 use tessera_core::catalog::{Column, Partition};
 use tessera_core::events::ProductPublished;
-use tessera_core::function::handle;
-use tessera_core::routing::Function;
+use tessera_core::function::{handle, stage};
 use tessera_core::runs::RunStatus;
 use tessera_core::stages;
 
@@ -147,7 +146,7 @@ async fn handling_the_same_event_twice_adds_partitions_once_and_bumps_the_versio
     let json = event.event().to_json();
     let mut notes = Vec::new();
     for _ in 0..2 {
-        let outcome = handle(fx.ctx(), Function::CatalogRegister, &json)
+        let outcome = handle::<stage::CatalogRegister>(fx.ctx(), &json)
             .await
             .expect("invocation succeeds");
         assert_eq!(outcome.runs.len(), 1);
@@ -340,13 +339,9 @@ async fn handler_refuses_a_publication_of_an_unknown_product() {
     let fx = Fx::orders("");
     let mut event = publish(&fx, "raw/orders/day1.csv", "O-1,,1.00,2024-05-01,\n").await;
     event.product = "ghost".into();
-    let outcome = handle(
-        fx.ctx(),
-        Function::CatalogRegister,
-        &event.event().to_json(),
-    )
-    .await
-    .expect("not retried");
+    let outcome = handle::<stage::CatalogRegister>(fx.ctx(), &event.event().to_json())
+        .await
+        .expect("not retried");
     assert_eq!(outcome.runs[0].status, RunStatus::Quarantined);
     assert_eq!(
         outcome.runs[0].notes,
