@@ -90,6 +90,26 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     async fn tables(&self) -> Result<Vec<Table>>;
 }
 
+/// How a table is stored, as the Glue Data Catalog (and Athena) must be told: external tables of
+/// Parquet files read through the Hive Parquet SerDe. The catalog adapter and the generated
+/// infrastructure describe tables with these same values.
+pub mod hive {
+    /// Glue table type of every product table.
+    pub const TABLE_TYPE: &str = "EXTERNAL_TABLE";
+    /// Hadoop input format of Parquet files.
+    pub const INPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
+    /// Hadoop output format of Parquet files.
+    pub const OUTPUT_FORMAT: &str =
+        "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat";
+    /// The Parquet SerDe.
+    pub const SERDE: &str = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe";
+    /// Parameters of the SerDe.
+    pub const SERDE_PARAMETERS: [(&str, &str); 1] = [("serialization.format", "1")];
+    /// Table parameter added to a table's own parameters when it is written to Glue (and
+    /// removed when read back).
+    pub const EXTERNAL_PARAMETER: (&str, &str) = ("EXTERNAL", "TRUE");
+}
+
 /// The Athena/Hive type of an Arrow type.
 pub fn athena_type(dt: &DataType) -> Result<String> {
     Ok(match dt {

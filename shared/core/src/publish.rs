@@ -61,7 +61,8 @@ pub fn product_prefix(product: &str) -> String {
     format!("{}{product}/", Zone::Products.prefix())
 }
 
-fn commits_prefix(product: &str) -> String {
+/// Key prefix of a product's commit log.
+pub fn commits_prefix(product: &str) -> String {
     format!("{}_commits/", product_prefix(product))
 }
 

@@ -39,8 +39,13 @@ pub trait Buckets: Send + Sync + std::fmt::Debug {
     fn store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>>;
     /// URL of an object, as a reader outside Tessera names it (`s3://bucket/key`).
     fn url(&self, bucket: &str, key: &str) -> String {
-        format!("s3://{bucket}/{key}")
+        s3_url(bucket, key)
     }
+}
+
+/// The `s3://bucket/key` URL of an object: how the catalog and Athena name locations.
+pub fn s3_url(bucket: &str, key: &str) -> String {
+    format!("s3://{bucket}/{key}")
 }
 
 /// One object store per bucket, made on first use: what every [`Buckets`] adapter keeps.
