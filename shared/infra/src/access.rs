@@ -1,0 +1,416 @@
+//! Least privilege, per function: what each stage reads and writes in its domain's bucket, and
+//! the IAM statements that allow exactly that.
+//!
+//! | function | reads | writes | also |
+//! |---|---|---|---|
+//! | ingest | `raw/*` | `staged/*`, `quarantine/*`, `runs/*` | |
+//! | clean | `staged/*` | `clean/*`, `quarantine/*`, `runs/*` | |
+//! | contract-check | `clean/*`, its products' commit logs | its products, `quarantine/*`, `runs/*` | `PutEvents` |
+//! | aggregate | its inputs (the parents), its aggregations' commit logs | its aggregations, `quarantine/*`, `runs/*` | `PutEvents` |
+//! | catalog-register | nothing | `quarantine/*`, `runs/*` | the domain's Glue database |
+//!
+//! Every function also writes its own log group, sends to its own failure queue, puts X-Ray
+//! traces, and uses the domain's key. Nothing allows a delete. `products/` is narrowed to the
+//! products a stage publishes or reads, named from the mesh.
+
+use serde_json::{Value, json};
+use tessera_core::events::{CONTRACT_VIOLATED, PRODUCT_PUBLISHED, TESSERA_SOURCE};
+use tessera_core::keys::Zone;
+use tessera_core::mesh::{Domain, Mesh, ProductKind};
+use tessera_core::publish::{commits_prefix, product_prefix};
+use tessera_core::routing::Function;
+
+use crate::cfn::{Statement, glue_arn, import, s3_arn, sub};
+use crate::names::domain_export;
+use crate::{Error, Result};
+
+/// Actions that read an object (`GetObject` also allows `HeadObject`).
+pub const READ_ACTIONS: [&str; 1] = ["s3:GetObject"];
+/// Actions that write an object: single and multipart uploads, and aborting a multipart upload.
+pub const WRITE_ACTIONS: [&str; 2] = ["s3:PutObject", "s3:AbortMultipartUpload"];
+/// The Glue actions catalog-register uses.
+pub const GLUE_ACTIONS: [&str; 7] = [
+    "glue:GetDatabase",
+    "glue:CreateDatabase",
+    "glue:GetTable",
+    "glue:CreateTable",
+    "glue:UpdateTable",
+    "glue:GetPartitions",
+    "glue:BatchCreatePartition",
+];
+/// X-Ray actions: they take no resource-level permissions, so `*` is their only resource.
+pub const XRAY_ACTIONS: [&str; 2] = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"];
+
+/// A product, named by its domain.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProductRef {
+    /// Domain.
+    pub domain: String,
+    /// Product.
+    pub product: String,
+}
+
+/// The products a domain's aggregations read. Today an aggregation reads its parent, a product
+/// of the same domain. An input of another domain is listed with that domain's name: the
+/// aggregate function then reads it where its owner publishes it ([`Access::foreign_reads`]),
+/// read-only, with the owner's key.
+pub fn aggregation_inputs(domain: &Domain) -> Vec<ProductRef> {
+    let mut inputs: Vec<ProductRef> = domain
+        .products
+        .iter()
+        .filter_map(|p| match &p.kind {
+            ProductKind::Aggregate { parent, .. } => Some(ProductRef {
+                domain: domain.name.clone(),
+                product: parent.clone(),
+            }),
+            ProductKind::Source { .. } => None,
+        })
+        .collect();
+    inputs.sort();
+    inputs.dedup();
+    inputs
+}
+
+/// What one function may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// The function.
+    pub function: Function,
+    /// Object-key patterns it reads in its domain's bucket.
+    pub reads: Vec<String>,
+    /// Object-key patterns it writes in its domain's bucket.
+    pub writes: Vec<String>,
+    /// Prefixes it lists in its domain's bucket (`s3:prefix` patterns).
+    pub lists: Vec<String>,
+    /// Whether it sends product events to the mesh's bus.
+    pub put_events: bool,
+    /// Whether it writes the domain's catalog database.
+    pub catalog: bool,
+    /// Products of other domains it reads.
+    pub foreign_reads: Vec<ProductRef>,
+}
+
+fn zone(z: Zone) -> String {
+    format!("{}*", z.prefix())
+}
+
+fn objects(product: &str) -> String {
+    format!("{}*", product_prefix(product))
+}
+
+fn commit_log(product: &str) -> String {
+    format!("{}*", commits_prefix(product))
+}
+
+/// What `function` of `domain` may do, given the products its aggregations read.
+pub fn access(domain: &Domain, function: Function, inputs: &[ProductRef]) -> Access {
+    let sources: Vec<&str> = domain
+        .products
+        .iter()
+        .filter(|p| matches!(p.kind, ProductKind::Source { .. }))
+        .map(|p| p.name.as_str())
+        .collect();
+    let aggregates: Vec<&str> = domain
+        .products
+        .iter()
+        .filter(|p| matches!(p.kind, ProductKind::Aggregate { .. }))
+        .map(|p| p.name.as_str())
+        .collect();
+    let local: Vec<&str> = inputs
+        .iter()
+        .filter(|i| i.domain == domain.name)
+        .map(|i| i.product.as_str())
+        .collect();
+    let records = [zone(Zone::Quarantine), zone(Zone::Runs)];
+    let mut a = Access {
+        function,
+        reads: vec![],
+        writes: vec![],
+        lists: vec![],
+        put_events: false,
+        catalog: false,
+        foreign_reads: vec![],
+    };
+    match function {
+        Function::Ingest => {
+            a.reads.push(zone(Zone::Raw));
+            a.writes.push(zone(Zone::Staged));
+        }
+        Function::Clean => {
+            a.reads.push(zone(Zone::Staged));
+            a.writes.push(zone(Zone::Clean));
+        }
+        Function::ContractCheck => {
+            a.reads.push(zone(Zone::Clean));
+            a.reads.extend(sources.iter().map(|p| commit_log(p)));
+            a.lists.extend(sources.iter().map(|p| commit_log(p)));
+            a.writes.extend(sources.iter().map(|p| objects(p)));
+            a.put_events = true;
+        }
+        Function::Aggregate => {
+            a.reads.extend(local.iter().map(|p| objects(p)));
+            a.lists.extend(local.iter().map(|p| commit_log(p)));
+            a.reads.extend(aggregates.iter().map(|p| commit_log(p)));
+            a.lists.extend(aggregates.iter().map(|p| commit_log(p)));
+            a.writes.extend(aggregates.iter().map(|p| objects(p)));
+            a.foreign_reads = inputs
+                .iter()
+                .filter(|i| i.domain != domain.name)
+                .cloned()
+                .collect();
+            a.put_events = true;
+        }
+        Function::CatalogRegister => a.catalog = true,
+    }
+    a.writes.extend(records);
+    for list in [&mut a.reads, &mut a.writes, &mut a.lists] {
+        list.sort();
+        list.dedup();
+    }
+    a
+}
+
+/// What the statements of a function's policy point at.
+#[derive(Debug, Clone)]
+pub struct Targets<'a> {
+    /// The mesh (for the buckets and exports of other domains).
+    pub mesh: &'a Mesh,
+    /// The function's domain.
+    pub domain: &'a Domain,
+    /// ARN of the function's log group (`...:log-group:<name>:*`).
+    pub log_group_arn: Value,
+    /// ARN of the function's failure queue.
+    pub failure_queue_arn: Value,
+    /// ARN of the domain's key.
+    pub domain_key_arn: Value,
+    /// ARN of the mesh's product bus.
+    pub bus_arn: Value,
+    /// ARN of the key encrypting the Glue Data Catalog.
+    pub catalog_key_arn: Value,
+}
+
+impl Access {
+    /// The statements of the function's policy.
+    pub fn statements(&self, t: &Targets<'_>) -> Result<Vec<Statement>> {
+        let bucket = &t.domain.bucket;
+        let mut s = vec![
+            Statement::allow(
+                "WriteOwnLogs",
+                &["logs:CreateLogStream", "logs:PutLogEvents"],
+                vec![t.log_group_arn.clone()],
+            ),
+            Statement::allow("PutTraces", &XRAY_ACTIONS, vec![json!("*")]),
+            Statement::allow(
+                "SendToOwnFailureQueue",
+                &["sqs:SendMessage"],
+                vec![t.failure_queue_arn.clone()],
+            ),
+            Statement::allow(
+                "UseDomainKey",
+                &["kms:Decrypt", "kms:GenerateDataKey"],
+                vec![t.domain_key_arn.clone()],
+            ),
+        ];
+        if !self.reads.is_empty() {
+            s.push(Statement::allow(
+                "ReadInputs",
+                &READ_ACTIONS,
+                self.reads.iter().map(|p| s3_arn(bucket, Some(p))).collect(),
+            ));
+        }
+        if !self.lists.is_empty() {
+            s.push(
+                Statement::allow("ListInputs", &["s3:ListBucket"], vec![s3_arn(bucket, None)])
+                    .when(json!({ "StringLike": { "s3:prefix": self.lists } })),
+            );
+        }
+        if !self.writes.is_empty() {
+            s.push(Statement::allow(
+                "WriteOutputs",
+                &WRITE_ACTIONS,
+                self.writes
+                    .iter()
+                    .map(|p| s3_arn(bucket, Some(p)))
+                    .collect(),
+            ));
+        }
+        if self.put_events {
+            s.push(
+                Statement::allow(
+                    "PublishProductEvents",
+                    &["events:PutEvents"],
+                    vec![t.bus_arn.clone()],
+                )
+                .when(json!({
+                    "StringEquals": {
+                        "events:source": [TESSERA_SOURCE],
+                        "events:detail-type": [PRODUCT_PUBLISHED, CONTRACT_VIOLATED],
+                    }
+                })),
+            );
+        }
+        if self.catalog {
+            let db = &t.domain.database;
+            s.push(Statement::allow(
+                "RegisterTables",
+                &GLUE_ACTIONS,
+                vec![
+                    glue_arn("catalog"),
+                    glue_arn(&format!("database/{db}")),
+                    glue_arn(&format!("table/{db}/*")),
+                ],
+            ));
+            // The Data Catalog is encrypted (platform stack): Glue uses the key on the caller's
+            // behalf when it reads or writes metadata.
+            s.push(
+                Statement::allow(
+                    "UseCatalogKeyThroughGlue",
+                    &["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                    vec![t.catalog_key_arn.clone()],
+                )
+                .when(json!({
+                    "StringEquals": { "kms:ViaService": sub("glue.${AWS::Region}.amazonaws.com") }
+                })),
+            );
+        }
+        if !self.foreign_reads.is_empty() {
+            s.extend(self.foreign_statements(t)?);
+        }
+        Ok(s)
+    }
+
+    /// Read-only access to other domains' products: their objects, their commit logs, their
+    /// keys through S3.
+    fn foreign_statements(&self, t: &Targets<'_>) -> Result<Vec<Statement>> {
+        let mut objects_read = Vec::new();
+        let mut s = Vec::new();
+        let mut keys = Vec::new();
+        for input in &self.foreign_reads {
+            let owner = t.mesh.domain(&input.domain).ok_or_else(|| {
+                Error::Config(format!(
+                    "an aggregation of `{}` reads `{}.{}`, but the mesh has no domain `{}`",
+                    t.domain.name, input.domain, input.product, input.domain
+                ))
+            })?;
+            objects_read.push(s3_arn(&owner.bucket, Some(&objects(&input.product))));
+            s.push(
+                Statement::allow(
+                    &format!("ListCommitsOf{}", crate::names::pascal(&owner.name)),
+                    &["s3:ListBucket"],
+                    vec![s3_arn(&owner.bucket, None)],
+                )
+                .when(json!({ "StringLike": { "s3:prefix": [commit_log(&input.product)] } })),
+            );
+            let key = import(&domain_export(&t.mesh.name, &owner.name, "key-arn"));
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        s.insert(
+            0,
+            Statement::allow("ReadOtherDomainsProducts", &READ_ACTIONS, objects_read),
+        );
+        s.push(
+            Statement::allow("DecryptOtherDomainsProducts", &["kms:Decrypt"], keys).when(json!({
+                "StringEquals": { "kms:ViaService": sub("s3.${AWS::Region}.amazonaws.com") }
+            })),
+        );
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn sample() -> Mesh {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        Mesh::load(&root.join("samplecli.toml")).unwrap()
+    }
+
+    #[test]
+    fn each_stage_reads_its_zone_and_writes_the_next() {
+        let mesh = sample();
+        let sales = mesh.domain("sales").unwrap();
+        let inputs = aggregation_inputs(sales);
+        assert_eq!(
+            inputs,
+            vec![ProductRef {
+                domain: "sales".into(),
+                product: "orders".into()
+            }]
+        );
+        let a = access(sales, Function::Ingest, &inputs);
+        assert_eq!(a.reads, ["raw/*"]);
+        assert_eq!(a.writes, ["quarantine/*", "runs/*", "staged/*"]);
+        let a = access(sales, Function::ContractCheck, &inputs);
+        assert_eq!(a.reads, ["clean/*", "products/orders/_commits/*"]);
+        assert_eq!(a.writes, ["products/orders/*", "quarantine/*", "runs/*"]);
+        assert!(a.put_events && !a.catalog);
+        let a = access(sales, Function::Aggregate, &inputs);
+        assert_eq!(
+            a.reads,
+            ["products/daily_revenue/_commits/*", "products/orders/*"]
+        );
+        assert_eq!(
+            a.writes,
+            ["products/daily_revenue/*", "quarantine/*", "runs/*"]
+        );
+        assert!(a.foreign_reads.is_empty());
+        let a = access(sales, Function::CatalogRegister, &inputs);
+        assert!(a.reads.is_empty() && a.catalog && !a.put_events);
+    }
+
+    #[test]
+    fn an_input_of_another_domain_is_read_only_with_its_owners_key() {
+        let mesh = sample();
+        let sales = mesh.domain("sales").unwrap();
+        let mut inputs = aggregation_inputs(sales);
+        inputs.push(ProductRef {
+            domain: "customers".into(),
+            product: "customers".into(),
+        });
+        let a = access(sales, Function::Aggregate, &inputs);
+        assert_eq!(a.foreign_reads.len(), 1);
+        let targets = Targets {
+            mesh: &mesh,
+            domain: sales,
+            log_group_arn: json!("lg"),
+            failure_queue_arn: json!("q"),
+            domain_key_arn: json!("k"),
+            bus_arn: json!("b"),
+            catalog_key_arn: json!("c"),
+        };
+        let statements = a.statements(&targets).unwrap();
+        let text = serde_json::to_string(
+            &statements
+                .iter()
+                .map(Statement::to_json)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        // Read-only: customers' bucket and key appear only in read, list and decrypt statements.
+        for s in &statements {
+            let own = serde_json::to_string(&s.to_json()).unwrap();
+            if own.contains("tessera-sample-customers") {
+                assert!(
+                    s.actions
+                        .iter()
+                        .all(|a| ["s3:GetObject", "s3:ListBucket", "kms:Decrypt"]
+                            .contains(&a.as_str())),
+                    "{own}"
+                );
+            }
+        }
+        assert!(text.contains("s3:::tessera-sample-customers/products/customers/*"));
+        assert!(text.contains("tessera-sample-customers-key-arn"));
+        // An input of a domain the mesh does not have is refused.
+        inputs.push(ProductRef {
+            domain: "finance".into(),
+            product: "ledger".into(),
+        });
+        let a = access(sales, Function::Aggregate, &inputs);
+        assert!(a.statements(&targets).is_err());
+    }
+}
