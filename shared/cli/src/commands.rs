@@ -1,4 +1,4 @@
-//! `tessera run`, `query`, `catalog` and `contract lint`.
+//! `tessera run`, `query`, `catalog`, `contract lint` and `infra synth`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -336,4 +336,27 @@ pub fn lint(files: &[PathBuf]) -> Vec<LintResult> {
             }
         })
         .collect()
+}
+
+/// The files of `tessera infra synth`: templates of the chosen stacks, and the mesh layer the
+/// domain stacks package. `mesh_path` is the mesh file as given; `environment` the mesh
+/// environment the functions run in (default `aws`); `code_uri` the workspace relative to the
+/// templates' folder, or `s3://bucket/prefix` of uploaded zips.
+pub fn synth(
+    mesh: &Mesh,
+    mesh_path: &Path,
+    environment: Option<&str>,
+    stacks: &tessera_infra::Stacks,
+    code_uri: &str,
+) -> Result<Vec<tessera_infra::Artifact>> {
+    let mesh_file = mesh_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .with_context(|| format!("`{}` names no file", mesh_path.display()))?;
+    let mut options = tessera_infra::Options::new(mesh_file);
+    if let Some(env) = environment {
+        options.environment = env.to_owned();
+    }
+    options.code = tessera_infra::Code::parse(code_uri)?;
+    Ok(tessera_infra::synth(mesh, &options, stacks)?)
 }

@@ -1,4 +1,4 @@
-//! `tessera`: run a data mesh on one machine, lint contracts, query products.
+//! `tessera`: run a data mesh on one machine, lint contracts, query products, generate stacks.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -76,6 +76,37 @@ enum Command {
         #[command(subcommand)]
         command: ContractCommand,
     },
+    /// Infrastructure as code: the CloudFormation/SAM stacks of the mesh.
+    Infra {
+        #[command(subcommand)]
+        command: InfraCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum InfraCommand {
+    /// Generate stack templates from the mesh file and the contracts (for the `aws`
+    /// environment unless `--env` names another AWS environment).
+    #[command(group(clap::ArgGroup::new("stack").required(true).args(["domain", "platform", "all"])))]
+    Synth {
+        /// A domain's stack (with the mesh layer it packages, when writing to `--out`).
+        #[arg(long)]
+        domain: Option<String>,
+        /// The platform stack.
+        #[arg(long)]
+        platform: bool,
+        /// Every stack; needs `--out`, and removes generated files no stack needs any more.
+        #[arg(long, requires = "out")]
+        all: bool,
+        /// Folder to write `<stack>.template.json` (and `mesh/`) to; without it the template is
+        /// printed.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The functions' code: the Cargo workspace relative to the output folder, built by
+        /// `sam build`, or `s3://bucket/prefix` holding `<function>.zip` files.
+        #[arg(long, default_value = "..")]
+        code_uri: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +155,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let mesh = Arc::new(
         Mesh::load(&cli.mesh).with_context(|| format!("loading mesh `{}`", cli.mesh.display()))?,
     );
+    if let Command::Infra { command } = &cli.command {
+        infra(&mesh, &cli, command)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let env = cli
         .environment
         .clone()
@@ -183,8 +218,56 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Contract { .. } => Ok(ExitCode::SUCCESS),
+        Command::Contract { .. } | Command::Infra { .. } => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// `tessera infra synth`: templates written to `--out`, or the one asked for printed.
+fn infra(mesh: &Mesh, cli: &Cli, command: &InfraCommand) -> Result<()> {
+    let InfraCommand::Synth {
+        domain,
+        platform,
+        all,
+        out,
+        code_uri,
+    } = command;
+    let stacks = match (domain, platform, all) {
+        (Some(d), _, _) => tessera_infra::Stacks::Domain(d.clone()),
+        (None, true, _) => tessera_infra::Stacks::Platform,
+        _ => tessera_infra::Stacks::All,
+    };
+    let artifacts = commands::synth(
+        mesh,
+        &cli.mesh,
+        cli.environment.as_deref(),
+        &stacks,
+        code_uri,
+    )?;
+    let Some(dir) = out else {
+        let template = artifacts.first().context("no template generated")?;
+        use std::io::Write as _;
+        return match std::io::stdout().lock().write_all(&template.contents) {
+            // A reader that stops early (`| head`) is not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => Ok(other?),
+        };
+    };
+    let (written, deleted) = tessera_infra::write(dir, &artifacts, *all)?;
+    for path in &written {
+        eprintln!("wrote {}", path.display());
+    }
+    for path in &deleted {
+        eprintln!("removed {}", path.display());
+    }
+    eprintln!(
+        "{} files in `{}`: {} written, {} unchanged, {} removed",
+        artifacts.len(),
+        dir.display(),
+        written.len(),
+        artifacts.len() - written.len(),
+        deleted.len()
+    );
+    Ok(())
 }
 
 /// The ports of an environment; `--warehouse` makes it the embedded one over that folder.
