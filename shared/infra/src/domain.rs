@@ -414,6 +414,9 @@ fn database_input(domain: &Domain) -> Value {
 fn queue(name: &str, key_arn: &Value, tags: &Tags) -> Value {
     json!({
         "Type": "AWS::SQS::Queue",
+        // Failures not yet handled when the domain is removed go with it.
+        "DeletionPolicy": "Delete",
+        "UpdateReplacePolicy": "Delete",
         "Properties": {
             "QueueName": name,
             "KmsMasterKeyId": key_arn,
@@ -479,6 +482,9 @@ fn add_function(
         &log_group,
         json!({
             "Type": "AWS::Logs::LogGroup",
+            // What the functions did outlives the stack, like the data they wrote.
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
             "Properties": {
                 "LogGroupName": log_group_name(&name),
                 "RetentionInDays": LOG_RETENTION_DAYS,
