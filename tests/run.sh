@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs every Tessera test on a fresh machine.
 #
-# 1. installs the pinned test dependencies (tests/requirements.txt) into a virtual environment:
-#    pyarrow, moto (the AWS emulator), cargo-lambda;
-# 2. starts moto on 127.0.0.1:5000 and `cargo lambda watch` on 127.0.0.1:9000, serving the five
-#    functions against the mesh's `emulator` environment;
+# 1. installs the pinned test dependencies into virtual environments: pyarrow, moto (the AWS
+#    emulator), cargo-lambda (tests/requirements.txt); SAM CLI, aws-sam-translator and cfn-lint
+#    (requirements-sam.txt); checkov (requirements-checkov.txt);
+# 2. starts moto on 127.0.0.1:5000, a second moto on 5001 for the infrastructure deploy test, and
+#    `cargo lambda watch` on 127.0.0.1:9000, serving the five functions against the mesh's
+#    `emulator` environment;
 # 3. runs `cargo test --workspace`, then stops everything it started.
 #
 # TESSERA_EMULATOR=localstack runs the same tests with S3, EventBridge and SQS on LocalStack
@@ -22,6 +24,8 @@ venv="${TESSERA_VENV:-$cache/venv}"
 emulator="${TESSERA_EMULATOR:-moto}"
 # The mesh's environments name these endpoints; the functions read them from there.
 moto_port=5000
+# A second moto for the infrastructure deploy test (the end-to-end test resets the first).
+moto_cfn_port=5001
 localstack_port=4566
 lambda_port="${TESSERA_LAMBDA_PORT:-9000}"
 logs="$(mktemp -d)"
@@ -32,12 +36,22 @@ case "$emulator" in
   *) echo "error: TESSERA_EMULATOR must be moto or localstack, not \`$emulator\`" >&2; exit 2 ;;
 esac
 
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-"$venv/bin/python" -m pip install --disable-pip-version-check --quiet -r "$root/tests/requirements.txt"
+install() { # venv, requirements file
+  if [ ! -x "$1/bin/python" ]; then
+    python3 -m venv "$1"
+  fi
+  "$1/bin/python" -m pip install --disable-pip-version-check --quiet -r "$root/tests/$2"
+}
+install "$venv" requirements.txt
 export PATH="$venv/bin:$PATH"
 export TESSERA_PYTHON="$venv/bin/python"
+# The infrastructure checkers, each in its own environment (their pins conflict).
+install "$cache/sam-venv" requirements-sam.txt
+install "$cache/checkov-venv" requirements-checkov.txt
+export TESSERA_SAM_PYTHON="$cache/sam-venv/bin/python"
+export TESSERA_SAM="$cache/sam-venv/bin/sam" TESSERA_CFN_LINT="$cache/sam-venv/bin/cfn-lint"
+export TESSERA_CHECKOV="$cache/checkov-venv/bin/checkov"
+export SAM_CLI_TELEMETRY=0
 
 start_localstack=no
 if [ "$emulator" = localstack ] && [ "${TESSERA_LOCALSTACK:-}" != external ]; then
@@ -91,7 +105,7 @@ wait_for() { # url, what, log
   exit 1
 }
 
-ports=("$moto_port" "$lambda_port")
+ports=("$moto_port" "$moto_cfn_port" "$lambda_port")
 if [ "$start_localstack" = yes ]; then ports+=("$localstack_port"); fi
 for port in "${ports[@]}"; do
   if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
@@ -106,6 +120,8 @@ cargo build --workspace --locked --bins
 
 set -m
 moto_server -H 127.0.0.1 -p "$moto_port" >"$logs/moto.log" 2>&1 &
+pids+=($!)
+moto_server -H 127.0.0.1 -p "$moto_cfn_port" >"$logs/moto-cfn.log" 2>&1 &
 pids+=($!)
 if [ "$start_localstack" = yes ]; then
   # LocalStack on the host: no Docker, no DNS server, no downloads, state in a scratch folder.
@@ -122,6 +138,7 @@ cargo lambda watch -A 127.0.0.1 -P "$lambda_port" \
 pids+=($!)
 set +m
 wait_for "http://127.0.0.1:$moto_port/moto-api/" "moto" "$logs/moto.log"
+wait_for "http://127.0.0.1:$moto_cfn_port/moto-api/" "moto (deploy test)" "$logs/moto-cfn.log"
 if [ "$start_localstack" = yes ]; then
   for _ in $(seq 1 240); do
     if grep -q '^Ready\.' "$logs/localstack.log"; then break; fi
@@ -135,6 +152,7 @@ wait_for "http://127.0.0.1:$lambda_port/" "cargo lambda watch" "$logs/lambda.log
 
 export TESSERA_TEST_ENV="$environment"
 export TESSERA_MOTO_URL="http://127.0.0.1:$moto_port"
+export TESSERA_MOTO_CFN_URL="http://127.0.0.1:$moto_cfn_port"
 export TESSERA_LAMBDA_URL="http://127.0.0.1:$lambda_port"
 status=0
 cargo test --workspace --locked "$@" || status=$?

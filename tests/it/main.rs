@@ -1,5 +1,6 @@
 //! Tessera's end-to-end tests, one binary: event fixtures, function handlers, the embedded
-//! `tessera run` of the sample mesh, and Parquet read back by another reader.
+//! `tessera run` of the sample mesh, Parquet read back by another reader, the whole chain on an
+//! emulator, and the generated stacks under the infrastructure checkers.
 
 //!
 //! The modules are `cfg(test)` so that their helpers, not only the `#[test]` functions, may
@@ -11,6 +12,8 @@ mod emulator;
 mod events;
 #[cfg(test)]
 mod handlers;
+#[cfg(test)]
+mod infra_checks;
 #[cfg(test)]
 mod interop;
 #[cfg(test)]
