@@ -3,7 +3,8 @@
 #
 # 1. installs the pinned test dependencies into virtual environments: pyarrow, moto (the AWS
 #    emulator), cargo-lambda (tests/requirements.txt); SAM CLI, aws-sam-translator and cfn-lint
-#    (requirements-sam.txt); checkov (requirements-checkov.txt);
+#    (requirements-sam.txt); checkov (requirements-checkov.txt); datacontract-cli
+#    (requirements-datacontract.txt);
 # 2. starts moto on 127.0.0.1:5000, a second moto on 5001 for the infrastructure deploy test, and
 #    `cargo lambda watch` on 127.0.0.1:9000, serving the five functions against the mesh's
 #    `emulator` environment;
@@ -48,6 +49,9 @@ export TESSERA_PYTHON="$venv/bin/python"
 # The infrastructure checkers, each in its own environment (their pins conflict).
 install "$cache/sam-venv" requirements-sam.txt
 install "$cache/checkov-venv" requirements-checkov.txt
+# A second ODCS validator for Tessera's contracts.
+install "$cache/datacontract-venv" requirements-datacontract.txt
+export TESSERA_DATACONTRACT="$cache/datacontract-venv/bin/datacontract"
 export TESSERA_SAM_PYTHON="$cache/sam-venv/bin/python"
 export TESSERA_SAM="$cache/sam-venv/bin/sam" TESSERA_CFN_LINT="$cache/sam-venv/bin/cfn-lint"
 export TESSERA_CHECKOV="$cache/checkov-venv/bin/checkov"

@@ -78,3 +78,34 @@ fn broken_contracts_are_refused_with_their_line() {
         );
     }
 }
+
+/// Every contract of the sample mesh also passes datacontract-cli's `datacontract lint`, an
+/// independent ODCS validator (`bash tests/run.sh` installs it and sets `TESSERA_DATACONTRACT`).
+#[test]
+fn sample_contracts_pass_datacontract_lint() {
+    let tool = std::env::var("TESSERA_DATACONTRACT").unwrap_or_else(|_| {
+        panic!("TESSERA_DATACONTRACT is not set: run the tests with `bash tests/run.sh`")
+    });
+    let mesh = tessera_tests::sample_mesh();
+    let mut contracts: Vec<PathBuf> = mesh
+        .products()
+        .map(|(_, p)| mesh.root.join(&p.contract_path))
+        .collect();
+    contracts.sort();
+    assert_eq!(contracts.len(), 3);
+    for contract in contracts {
+        let out = std::process::Command::new(&tool)
+            .arg("lint")
+            .arg(&contract)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && said.contains("Data contract is valid"),
+            "{}: {said}{}",
+            contract.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
