@@ -18,7 +18,7 @@
 //!   the checks the schema implies (required, unique, primary key,
 //!   `logicalTypeOptions`) and the contract's quality rules, and produces a
 //!   serializable [`CheckReport`]. `sql` rules are left to the caller:
-//!   [`sql_rules`] lists them and [`sql_result`] turns a query's answer into a
+//!   [`sql_rules`] lists them and [`SqlRule::result`] turns a query's answer into a
 //!   [`CheckResult`].
 //!
 //! ```
@@ -43,7 +43,7 @@ mod types;
 mod validate;
 mod yaml;
 
-pub use check::{CheckReport, CheckResult, CheckStatus, Checker, sql_result, sql_rules};
+pub use check::{CheckReport, CheckResult, CheckStatus, Checker, SqlRule, sql_rules};
 pub use error::{ContractError, Problem, Result};
 pub use lint::lint;
 pub use model::{

@@ -9,9 +9,7 @@ use arrow::array::{
     StringViewArray, Time64MicrosecondArray, TimestampMicrosecondArray, UInt8Array,
 };
 use arrow::datatypes::Int32Type;
-use tessera_contract::{
-    CheckReport, CheckResult, CheckStatus, Checker, Contract, sql_result, sql_rules,
-};
+use tessera_contract::{CheckReport, CheckResult, CheckStatus, Checker, Contract, sql_rules};
 
 use CheckStatus::{Failed, NotExecuted, Passed};
 
@@ -544,15 +542,19 @@ fn sql_text_and_custom_rules() {
     assert!(r.passed());
 
     let sql = sql_rules(&c.schema[0]);
-    let names: Vec<&str> = sql.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(names, ["v.sql", "volume"]);
-    let passed = sql_result("v.sql", sql[0].1, 0.0);
+    let names: Vec<(&str, Option<&str>)> = sql
+        .iter()
+        .map(|r| (r.name.as_str(), r.property.as_deref()))
+        .collect();
+    assert_eq!(names, [("v.sql", Some("v")), ("volume", None)]);
+    let passed = sql[0].result(0.0);
     assert_eq!((passed.status, passed.observed), (Passed, Some(0.0)));
     assert_eq!(
         (passed.rule.as_str(), passed.expectation.as_str()),
         ("sql", "= 0")
     );
-    let failed = sql_result("volume", sql[1].1, 3.0);
+    assert_eq!(passed.property.as_deref(), Some("v"));
+    let failed = sql[1].result(3.0);
     assert_eq!(failed.status, Failed);
     assert_eq!(
         (failed.severity.as_str(), failed.expectation.as_str()),
@@ -669,4 +671,27 @@ fn odcs_30_rules_without_operator_expect_zero() {
     expect(&r, "v.nullValues", Some(1.0), Failed);
     expect(&r, "v.invalidValues", Some(1.0), Failed);
     assert_eq!(get(&r, "v.nullValues").expectation, "= 0");
+}
+
+#[test]
+fn sql_placeholders_name_the_table_and_the_column() {
+    let c = contract(
+        "      - name: v\n        logicalType: integer\n        quality:\n\
+         \x20         - type: sql\n            query: SELECT COUNT(*) FROM ${object} WHERE ${property} < 0\n            mustBe: 0\n",
+        "      - type: sql\n        query: SELECT COUNT(*) FROM {object}\n        mustBeGreaterThan: 0\n",
+    );
+    let sql = sql_rules(&c.schema[0]);
+    assert_eq!(
+        sql[0].query("\"t\"", Some("\"v\"")).unwrap(),
+        "SELECT COUNT(*) FROM \"t\" WHERE \"v\" < 0"
+    );
+    assert_eq!(
+        sql[1].query("\"t\"", None).unwrap(),
+        "SELECT COUNT(*) FROM \"t\""
+    );
+    let broken = sql[1].error("no such table");
+    assert_eq!(
+        (broken.status, broken.detail.as_deref()),
+        (Failed, Some("no such table"))
+    );
 }

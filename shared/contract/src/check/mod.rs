@@ -16,8 +16,9 @@
 //!    `maximum`, their exclusive forms and `multipleOf`;
 //! 4. the contract's quality rules, property-level then object-level.
 //!    `sql` rules are reported as not executed: the caller runs them (see
-//!    [`sql_rules`] and [`sql_result`]); `text` and `custom` rules are only
-//!    reported.
+//!    [`sql_rules`], [`SqlRule::query`], [`SqlRule::result`] and
+//!    [`CheckReport::record`]); `text` rules are documentation and `custom` rules
+//!    (another engine's) are reported as not executed, never as passed.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -51,7 +52,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Issue, Result, object_error};
 use crate::model::SchemaObject;
-use crate::quality::{Operator, QualityRule, Severity, Unit};
+use crate::quality::{Operator, QualityRule, RuleKind, Severity, Unit};
 use plan::compile;
 use probe::Probe;
 
@@ -122,6 +123,15 @@ impl CheckReport {
             .filter(|c| c.status == CheckStatus::Failed)
     }
 
+    /// Puts `result` in place of the check of the same name (a `sql` rule reported as not
+    /// executed), or adds it.
+    pub fn record(&mut self, result: CheckResult) {
+        match self.checks.iter_mut().find(|c| c.name == result.name) {
+            Some(slot) => *slot = result,
+            None => self.checks.push(result),
+        }
+    }
+
     /// Number of passed and of failed checks (not executed ones count in neither).
     pub fn counts(&self) -> (usize, usize) {
         let count = |status| self.checks.iter().filter(|c| c.status == status).count();
@@ -129,33 +139,84 @@ impl CheckReport {
     }
 }
 
-/// The `sql` rules of an object with the check names a [`Checker`] gives them,
-/// so that the caller can run them and build results with [`sql_result`].
-pub fn sql_rules(object: &SchemaObject) -> Vec<(String, &QualityRule)> {
-    plan::sql_rules(object)
+/// A `sql` quality rule, for the caller to run: a [`Checker`] reports it as not executed under
+/// [`SqlRule::name`], and [`CheckReport::record`] puts the result in its place.
+#[derive(Debug, Clone)]
+pub struct SqlRule<'a> {
+    /// Check name.
+    pub name: String,
+    /// The property the rule is declared on; `None` for an object-level rule.
+    pub property: Option<String>,
+    /// The rule.
+    pub rule: &'a QualityRule,
 }
 
-/// The result of the `sql` rule `name` whose query returned `observed`, to put in
-/// place of the not-executed entry a [`Checker`] reported under that name. The
-/// observed value is taken as is (the query computes it in the rule's unit);
-/// `property` is left empty, since the rule alone does not say where it was declared.
-pub fn sql_result(name: &str, rule: &QualityRule, observed: f64) -> CheckResult {
-    let operator = rule.operator.unwrap_or(Operator::Equal(0.0));
-    CheckResult {
-        name: name.to_owned(),
-        rule: rule.rule_name().to_owned(),
-        property: None,
-        observed: Some(observed),
-        expectation: operator.describe(),
-        unit: rule.unit.as_str().to_owned(),
-        severity: rule.severity.as_str().to_owned(),
-        status: if operator.holds(observed) {
-            CheckStatus::Passed
-        } else {
-            CheckStatus::Failed
-        },
-        detail: None,
+impl SqlRule<'_> {
+    /// The query with its placeholders replaced: `${object}` / `{object}` by `object` (the table
+    /// the caller registered, already quoted as its SQL dialect needs) and `${property}` /
+    /// `{property}` by `property` (the quoted column). `None` if the rule is not `sql`.
+    pub fn query(&self, object: &str, property: Option<&str>) -> Option<String> {
+        let RuleKind::Sql { query } = &self.rule.kind else {
+            return None;
+        };
+        let mut q = query
+            .replace("${object}", object)
+            .replace("{object}", object);
+        if let Some(p) = property {
+            q = q.replace("${property}", p).replace("{property}", p);
+        }
+        Some(q)
     }
+
+    /// The result of the rule whose query returned `observed` (taken as is: the query computes
+    /// it in the rule's unit).
+    pub fn result(&self, observed: f64) -> CheckResult {
+        let operator = self.rule.operator.unwrap_or(Operator::Equal(0.0));
+        CheckResult {
+            name: self.name.clone(),
+            rule: self.rule.rule_name().to_owned(),
+            property: self.property.clone(),
+            observed: Some(observed),
+            expectation: operator.describe(),
+            unit: self.rule.unit.as_str().to_owned(),
+            severity: self.rule.severity.as_str().to_owned(),
+            status: if operator.holds(observed) {
+                CheckStatus::Passed
+            } else {
+                CheckStatus::Failed
+            },
+            detail: None,
+        }
+    }
+
+    /// The rule could not run (its query is invalid, returns no number, ...): a failed check
+    /// saying why, so that a broken rule never passes silently.
+    pub fn error(&self, why: &str) -> CheckResult {
+        let operator = self.rule.operator.unwrap_or(Operator::Equal(0.0));
+        CheckResult {
+            name: self.name.clone(),
+            rule: self.rule.rule_name().to_owned(),
+            property: self.property.clone(),
+            observed: None,
+            expectation: operator.describe(),
+            unit: self.rule.unit.as_str().to_owned(),
+            severity: self.rule.severity.as_str().to_owned(),
+            status: CheckStatus::Failed,
+            detail: Some(why.to_owned()),
+        }
+    }
+}
+
+/// The `sql` rules of an object with the check names a [`Checker`] gives them.
+pub fn sql_rules(object: &SchemaObject) -> Vec<SqlRule<'_>> {
+    plan::sql_rules(object)
+        .into_iter()
+        .map(|(name, property, rule)| SqlRule {
+            name,
+            property,
+            rule,
+        })
+        .collect()
 }
 
 /// Runs an object's checks over record batches; see the module documentation.

@@ -22,13 +22,14 @@ use crate::quality::{Metric, Operator, QualityRule, RuleKind, Severity, Unit};
 /// Largest compiled size of a contract regular expression.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// The `sql` rules of `object` with their check names.
-pub(super) fn sql_rules(object: &SchemaObject) -> Vec<(String, &QualityRule)> {
+/// The `sql` rules of `object`: check name, the property a rule is declared on (`None` at object
+/// level), the rule.
+pub(super) fn sql_rules(object: &SchemaObject) -> Vec<(String, Option<String>, &QualityRule)> {
     plan(object)
         .into_iter()
         .filter_map(|plan| match plan.what {
             What::Rule { rule, .. } if matches!(rule.kind, RuleKind::Sql { .. }) => {
-                Some((plan.name, rule))
+                Some((plan.name, plan.property, rule))
             }
             _ => None,
         })

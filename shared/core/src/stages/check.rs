@@ -36,7 +36,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
     };
     let (mut record, started) =
         RunRecord::start(&id, "contract-check", &domain.name, &product.name, input);
-    let masker = Masker::new(product, &ctx.mesh.pii_salt)?;
+    let masker = Arc::new(Masker::new(product, &ctx.mesh.pii_salt)?);
     let decision = Version {
         ctx,
         domain: &domain.name,
@@ -64,12 +64,24 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
     // Pass 1: every check on the masked data.
     let mut checker = Checker::new(product.schema())?;
     let mut stream = ctx.storage.read_parquet(bucket, key).await?;
+    let schema = masker.schema(stream.schema())?;
     while let Some(batch) = stream.next().await {
         let batch = masker.apply(&batch?)?;
         record.rows_in += batch.num_rows() as u64;
         checker.update(&batch);
     }
-    let report = checker.finish();
+    let mut report = checker.finish();
+    // The contract's `sql` rules, on the same masked data.
+    super::sql_checks::run(
+        &ctx.storage,
+        bucket,
+        key,
+        schema,
+        Arc::clone(&masker),
+        product.schema(),
+        &mut report,
+    )
+    .await?;
     let (passed, failed) = report.counts();
     record.checks = CheckCounts { passed, failed };
 

@@ -27,3 +27,5 @@ mod mesh;
 mod query;
 #[cfg(test)]
 mod register;
+#[cfg(test)]
+mod sql_rules;
