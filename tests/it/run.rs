@@ -42,8 +42,38 @@ async fn sample_mesh_runs_end_to_end() {
         );
     }
 
-    // Quarantined rows carry their reasons.
+    // The aggregate's contract has a `sql` rule; it ran on the aggregation's result.
     let sales = "tessera-sample-sales";
+    let reports = emb
+        .context
+        .storage
+        .list(sales, "products/daily_revenue/_reports/")
+        .await
+        .unwrap();
+    // One version per version of `orders`.
+    assert_eq!(reports.len(), 2);
+    for meta in reports {
+        let report: serde_json::Value = serde_json::from_slice(
+            &emb.context
+                .storage
+                .get(sales, meta.location.as_ref())
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let rule = report["report"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "average_order_is_plausible")
+            .unwrap_or_else(|| panic!("the sql rule is in the report: {report}"));
+        assert_eq!(
+            (&rule["status"], &rule["observed"]),
+            (&serde_json::json!("passed"), &serde_json::json!(0.0))
+        );
+    }
+
+    // Quarantined rows carry their reasons.
     let mut reasons = Vec::new();
     for meta in emb
         .context

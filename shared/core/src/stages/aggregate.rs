@@ -93,7 +93,15 @@ async fn aggregate_one(
         record.rows_in += b.num_rows() as u64;
         checker.update(b);
     }
-    let report = checker.finish();
+    let mut report = checker.finish();
+    // The contract's `sql` rules, on the aggregation's result.
+    super::sql_checks::run_on_batches(
+        Arc::clone(&schema),
+        batches.clone(),
+        product.schema(),
+        &mut report,
+    )
+    .await?;
     let (passed, failed) = report.counts();
     record.checks = CheckCounts { passed, failed };
 
@@ -114,6 +122,12 @@ async fn aggregate_one(
     for b in &batches {
         writer.write(b).await?;
     }
+    // The version's check report, as contract-check keeps it for a source product.
+    let report_key = format!(
+        "{}_reports/{id}.json",
+        crate::publish::product_prefix(&product.name)
+    );
+    decision.write_report(&report_key, &report).await?;
     decision
         .commit(writer, CommitMode::Overwrite, &mut record)
         .await?;

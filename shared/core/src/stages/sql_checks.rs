@@ -12,9 +12,12 @@
 
 use std::sync::{Arc, Mutex};
 
+use arrow::array::RecordBatch;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type, SchemaRef};
+use datafusion::catalog::TableProvider;
 use datafusion::catalog::streaming::StreamingTable;
+use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::SendableRecordBatchStream;
@@ -52,10 +55,36 @@ pub async fn run(
         masker,
         failure: Arc::clone(&failure),
     });
+    let table = Arc::new(StreamingTable::try_new(schema, vec![source])?);
+    run_on(table, &failure, object, report).await
+}
+
+/// Runs every `sql` rule of `object` over record batches already in memory (an aggregation's
+/// result) and records the results in `report`. Returns how many rules ran.
+pub async fn run_on_batches(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    object: &SchemaObject,
+    report: &mut CheckReport,
+) -> Result<usize> {
+    if sql_rules(object).is_empty() {
+        return Ok(0);
+    }
+    let table = Arc::new(MemTable::try_new(schema, vec![batches])?);
+    run_on(table, &Arc::new(Mutex::new(None)), object, report).await
+}
+
+async fn run_on(
+    table: Arc<dyn TableProvider>,
+    failure: &Mutex<Option<Error>>,
+    object: &SchemaObject,
+    report: &mut CheckReport,
+) -> Result<usize> {
+    let rules = sql_rules(object);
     let session = SessionContext::new();
     session.register_table(
         datafusion::common::TableReference::bare(object.name.as_str()),
-        Arc::new(StreamingTable::try_new(schema, vec![source])?),
+        table,
     )?;
     let table = quote(&object.name);
     for rule in &rules {
