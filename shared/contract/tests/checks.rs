@@ -695,3 +695,44 @@ fn sql_placeholders_name_the_table_and_the_column() {
         (Failed, Some("no such table"))
     );
 }
+
+#[test]
+fn formats_check_strings_and_integer_widths() {
+    let c = contract(
+        "      - name: email\n        logicalType: string\n        logicalTypeOptions:\n          format: email\n\
+         \x20     - name: host\n        logicalType: string\n        logicalTypeOptions:\n          format: ipv4\n\
+         \x20     - name: small\n        logicalType: integer\n        logicalTypeOptions:\n          format: i8\n\
+         \x20     - name: secret\n        logicalType: string\n        logicalTypeOptions:\n          format: password\n",
+        "",
+    );
+    let r = run(
+        &c,
+        &[batch(vec![
+            (
+                "email",
+                strings(&[Some("ada@example.com"), Some("not an e-mail"), None]),
+            ),
+            (
+                "host",
+                strings(&[Some("10.0.0.1"), Some("10.0.0.256"), Some("::1")]),
+            ),
+            ("small", ints(&[Some(127), Some(128), Some(-129)])),
+            ("secret", strings(&[Some("hunter2"), None, None])),
+        ])],
+    );
+    for (name, observed) in [
+        ("email.format", 1.0),
+        ("host.format", 2.0),
+        ("small.format", 2.0),
+    ] {
+        let check = get(&r, name);
+        assert_eq!(
+            (check.status, check.observed),
+            (Failed, Some(observed)),
+            "{name}"
+        );
+    }
+    let secret = get(&r, "secret.format");
+    assert_eq!(secret.status, CheckStatus::NotExecuted);
+    assert!(secret.detail.as_deref().unwrap().contains("password"));
+}

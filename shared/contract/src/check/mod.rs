@@ -13,7 +13,9 @@
 //!    `unique` or a single-column primary key) and `<a,b>.primaryKey` (a
 //!    composite key is unique);
 //! 3. `logicalTypeOptions`: `pattern`, `minLength`, `maxLength`, `minimum`,
-//!    `maximum`, their exclusive forms and `multipleOf`;
+//!    `maximum`, their exclusive forms, `multipleOf` and `format` (string formats
+//!    `email`, `uuid`, `uri`, `hostname`, `ipv4`, `ipv6`, `byte`; the range of an
+//!    integer's `i8`…`u128` or a number's `f32`);
 //! 4. the contract's quality rules, property-level then object-level.
 //!    `sql` rules are reported as not executed: the caller runs them (see
 //!    [`sql_rules`], [`SqlRule::query`], [`SqlRule::result`] and
@@ -41,6 +43,7 @@
 //! # Ok::<(), tessera_contract::ContractError>(())
 //! ```
 
+mod formats;
 mod plan;
 mod probe;
 mod values;

@@ -13,10 +13,11 @@ use chrono_tz::Tz;
 use regex::Regex;
 use serde_json::Value;
 
+use super::formats::{self, TextFormat};
 use super::probe::{Bound, Probe, ValueSet};
 use super::{Check, SQL_DETAIL};
 use crate::error::Issue;
-use crate::model::{Property, SchemaObject};
+use crate::model::{LogicalType, Property, SchemaObject};
 use crate::quality::{Metric, Operator, QualityRule, RuleKind, Severity, Unit};
 
 /// Largest compiled size of a contract regular expression.
@@ -76,6 +77,7 @@ enum OptionCheck<'a> {
         strict: bool,
     },
     MultipleOf(f64),
+    Format(&'a str),
 }
 
 /// Where a quality rule is declared.
@@ -179,6 +181,9 @@ fn option_checks(property: &Property) -> Vec<(&'static str, OptionCheck<'_>)> {
     }
     if let Some(limit) = options.max_length {
         out.push(("maxLength", OptionCheck::Length { limit, min: false }));
+    }
+    if let Some(format) = &options.format {
+        out.push(("format", OptionCheck::Format(format)));
     }
     // ODCS 3.0 spells exclusive bounds as `exclusiveMinimum: true` next to `minimum`.
     let bounds = [
@@ -388,6 +393,7 @@ fn compile_option(
         },
         OptionCheck::Length { limit, min } => Probe::Length { column, limit, min },
         OptionCheck::MultipleOf(factor) => Probe::MultipleOf { column, factor },
+        OptionCheck::Format(format) => compile_format(property, format, path, &at("format"))?,
         OptionCheck::Bound {
             key,
             value,
@@ -416,6 +422,46 @@ fn compile_option(
                 strict,
             }
         }
+    })
+}
+
+/// Compiles a `format` option: a string format, or the bits an integer or float may use.
+fn compile_format(property: &Property, format: &str, path: &str, at: &str) -> Result<Probe, Issue> {
+    let column = property.name.clone();
+    let unknown = || {
+        Issue::new(
+            at,
+            format!("property `{path}`: unknown format `{format}` for its logical type"),
+        )
+    };
+    Ok(match property.logical_type {
+        Some(LogicalType::String) | None => match TextFormat::parse(format) {
+            Some(format) => Probe::Format { column, format },
+            None => Probe::Deferred(format!(
+                "string format `{format}` has no check in Tessera (checked: email, uuid, uri, \
+                 hostname, ipv4, ipv6, byte)"
+            )),
+        },
+        Some(LogicalType::Integer) => {
+            let (min, max) = formats::integer_range(format).ok_or_else(unknown)?;
+            Probe::Range { column, min, max }
+        }
+        Some(LogicalType::Number) => match format {
+            "f32" => Probe::Range {
+                column,
+                min: -f64::from(f32::MAX),
+                max: f64::from(f32::MAX),
+            },
+            "f64" => Probe::Deferred("every value the column holds fits f64".into()),
+            _ => return Err(unknown()),
+        },
+        Some(LogicalType::Date | LogicalType::Timestamp | LogicalType::Time) => {
+            // Values arrive typed: the format described their text, which ingest parsed.
+            Probe::Deferred(format!(
+                "values are typed; `{format}` describes their text, read at ingest"
+            ))
+        }
+        Some(_) => return Err(unknown()),
     })
 }
 

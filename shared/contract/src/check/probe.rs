@@ -7,6 +7,8 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use chrono_tz::Tz;
+
+use super::formats::TextFormat;
 use regex::Regex;
 use serde_json::Value;
 
@@ -133,6 +135,17 @@ pub(super) enum Probe {
     MultipleOf {
         column: String,
         factor: f64,
+    },
+    /// A string `format`.
+    Format {
+        column: String,
+        format: TextFormat,
+    },
+    /// A numeric `format`: the range its bits allow.
+    Range {
+        column: String,
+        min: f64,
+        max: f64,
     },
     /// Not executed here, for the reason given.
     Deferred(String),
@@ -336,6 +349,28 @@ impl Probe {
                         count_rows(array.as_ref(), |i| outside(read(i).cmp(&limit)))
                     }
                 }
+            }
+            Probe::Format {
+                column: name,
+                format,
+            } => {
+                let array = column(batch, name)?;
+                let text = values::strings(array.as_ref())
+                    .ok_or_else(|| unsupported(name, array.as_ref()))?;
+                count_rows(array.as_ref(), |i| !format.matches(text(i)))
+            }
+            Probe::Range {
+                column: name,
+                min,
+                max,
+            } => {
+                let array = column(batch, name)?;
+                let read = values::numbers(array.as_ref())
+                    .ok_or_else(|| unsupported(name, array.as_ref()))?;
+                count_rows(array.as_ref(), |i| {
+                    let v = read(i);
+                    v < *min || v > *max
+                })
             }
             Probe::MultipleOf {
                 column: name,
