@@ -71,13 +71,24 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         checker.update(&batch);
     }
     let mut report = checker.finish();
-    // The contract's `sql` rules, on the same masked data.
+    // The contract's `sql` rules and foreign keys, on the same masked data.
     super::sql_checks::run(
         &ctx.storage,
         bucket,
         key,
+        Arc::clone(&schema),
+        Arc::clone(&masker),
+        product.schema(),
+        &mut report,
+    )
+    .await?;
+    super::relationships::run(
+        ctx,
+        bucket,
+        key,
         schema,
         Arc::clone(&masker),
+        &product.contract,
         product.schema(),
         &mut report,
     )

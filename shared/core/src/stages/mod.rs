@@ -9,6 +9,7 @@ pub mod check;
 pub mod clean;
 pub mod ingest;
 pub mod register;
+pub mod relationships;
 pub mod sql_checks;
 pub mod version;
 

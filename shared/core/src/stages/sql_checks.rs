@@ -46,6 +46,22 @@ pub async fn run(
     if rules.is_empty() {
         return Ok(0);
     }
+    let (table, failure) = masked_table(storage, bucket, key, schema, masker)?;
+    run_on(table, &failure, object, report).await
+}
+
+/// The Parquet object `bucket/key` as a streamed table, masked as it would be published, and the
+/// slot where its stream leaves the first storage error it meets.
+pub(crate) type FailureSlot = Arc<Mutex<Option<Error>>>;
+
+/// See [`FailureSlot`].
+pub(crate) fn masked_table(
+    storage: &Storage,
+    bucket: &str,
+    key: &str,
+    schema: SchemaRef,
+    masker: Arc<Masker>,
+) -> Result<(Arc<dyn TableProvider>, FailureSlot)> {
     let failure = Arc::new(Mutex::new(None));
     let source = Arc::new(MaskedObject {
         storage: storage.clone(),
@@ -55,8 +71,10 @@ pub async fn run(
         masker,
         failure: Arc::clone(&failure),
     });
-    let table = Arc::new(StreamingTable::try_new(schema, vec![source])?);
-    run_on(table, &failure, object, report).await
+    Ok((
+        Arc::new(StreamingTable::try_new(schema, vec![source])?),
+        failure,
+    ))
 }
 
 /// Runs every `sql` rule of `object` over record batches already in memory (an aggregation's
@@ -104,7 +122,7 @@ async fn run_on(
 }
 
 /// Why a rule gave no number.
-enum RuleError {
+pub(crate) enum RuleError {
     /// The rule itself: reported as a failed check.
     Rule(String),
     /// Reading the data failed: the invocation fails and is retried.
@@ -157,7 +175,7 @@ async fn run_rule(
 
 /// Planning and SQL errors are the rule's; anything else is not (storage failures are taken
 /// from the table's failure slot by the caller).
-fn classify(e: DataFusionError) -> RuleError {
+pub(crate) fn classify(e: DataFusionError) -> RuleError {
     match e.find_root() {
         DataFusionError::SQL(..)
         | DataFusionError::Plan(_)
@@ -167,12 +185,12 @@ fn classify(e: DataFusionError) -> RuleError {
     }
 }
 
-fn poisoned() -> Error {
+pub(crate) fn poisoned() -> Error {
     Error::Internal("a SQL rule's failure slot was poisoned".into())
 }
 
 /// A double-quoted SQL identifier.
-fn quote(name: &str) -> String {
+pub(crate) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 

@@ -28,4 +28,6 @@ mod query;
 #[cfg(test)]
 mod register;
 #[cfg(test)]
+mod relationships;
+#[cfg(test)]
 mod sql_rules;
