@@ -73,6 +73,47 @@ async fn sample_mesh_runs_end_to_end() {
         );
     }
 
+    // Service levels from the records: met now; two days later, orders (daily, within 15
+    // minutes) is overdue and the scheduled check announces it.
+    let now = chrono::Utc::now();
+    let reports = tessera_core::sla::evaluate_all(&emb.context, now)
+        .await
+        .unwrap();
+    let orders = reports.iter().find(|r| r.product == "orders").unwrap();
+    let statuses: Vec<(&str, tessera_core::sla::SlaStatus)> = orders
+        .checks
+        .iter()
+        .map(|c| (c.property.as_str(), c.status))
+        .collect();
+    use tessera_core::sla::SlaStatus::Met;
+    assert_eq!(
+        statuses,
+        [("latency", Met), ("frequency", Met), ("freshness", Met)],
+        "{orders:#?}"
+    );
+    let later = now + chrono::Duration::days(2);
+    let reports = tessera_core::sla::check_and_announce(&emb.context, later)
+        .await
+        .unwrap();
+    let orders = reports.iter().find(|r| r.product == "orders").unwrap();
+    assert_eq!(
+        orders
+            .breached()
+            .map(|c| c.property.as_str())
+            .collect::<Vec<_>>(),
+        ["frequency", "freshness"]
+    );
+    let mut announced = Vec::new();
+    while let Some(e) = emb.bus.pop() {
+        if e.detail_type == tessera_core::sla::SLA_BREACHED {
+            announced.push(format!("{} {}", e.detail["product"], e.detail["property"]));
+        }
+    }
+    assert!(
+        announced.contains(&"\"orders\" \"frequency\"".to_owned()),
+        "{announced:?}"
+    );
+
     // Quarantined rows carry their reasons.
     let mut reasons = Vec::new();
     for meta in emb

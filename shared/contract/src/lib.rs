@@ -20,6 +20,9 @@
 //!   serializable [`CheckReport`]. `sql` rules are left to the caller:
 //!   [`sql_rules`] lists them and [`SqlRule::result`] turns a query's answer into a
 //!   [`CheckResult`].
+//! * **Diff** — [`diff`] lists what changed between two versions of a contract,
+//!   classifies each change as breaking or not, and says whether the new
+//!   version number fits ([`ContractDiff`]).
 //!
 //! ```
 //! let contract = tessera_contract::lint(
@@ -35,6 +38,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod check;
+mod diff;
 mod error;
 mod lint;
 mod model;
@@ -44,6 +48,7 @@ mod validate;
 mod yaml;
 
 pub use check::{CheckReport, CheckResult, CheckStatus, Checker, SqlRule, sql_rules};
+pub use diff::{Change, ChangeKind, ContractDiff, Direction, Side, Verdict, VersionChange, diff};
 pub use error::{ContractError, Problem, Result};
 pub use lint::lint;
 pub use model::{

@@ -93,6 +93,9 @@ pub struct Contract {
     /// The whole validated document as JSON, including fields not modelled here.
     #[serde(skip_deserializing)]
     pub raw: Value,
+    /// Where each node of [`Contract::raw`] was in the YAML text (see [`Contract::line`]).
+    #[serde(skip)]
+    pub(crate) locations: Locations,
 }
 
 /// The contract's high-level description.
@@ -350,6 +353,13 @@ impl Contract {
         member.name.as_deref().or(member.username.as_deref())
     }
 
+    /// The 1-based line in the contract's YAML text of the node at `pointer` (a JSON pointer
+    /// into [`Contract::raw`], e.g. `/schema/0/properties/2/required`), or of its nearest
+    /// ancestor that has one; `None` for a contract not read from YAML.
+    pub fn line(&self, pointer: &str) -> Option<usize> {
+        self.locations.find(pointer).map(|(line, _)| line)
+    }
+
     /// The schema object called `name` (or, failing that, whose physical name is `name`).
     pub fn object(&self, name: &str) -> Option<&SchemaObject> {
         self.schema.iter().find(|o| o.name == name).or_else(|| {
@@ -441,6 +451,7 @@ pub(crate) fn load(text: &str, origin: &str) -> Result<(Contract, Locations)> {
         }
     }
     contract.raw = document.value;
+    contract.locations = document.locations.clone();
     Ok((contract, document.locations))
 }
 

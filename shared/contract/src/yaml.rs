@@ -32,8 +32,14 @@ pub(crate) struct Document {
 }
 
 /// Line and column (1-based) of mapping keys and sequence items, by JSON pointer.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub(crate) struct Locations(HashMap<String, (usize, usize)>);
+
+impl fmt::Debug for Locations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Locations({} nodes)", self.0.len())
+    }
+}
 
 impl Locations {
     /// Position of `pointer`, or of its nearest ancestor that has one.

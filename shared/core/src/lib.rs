@@ -24,6 +24,7 @@ pub mod query;
 pub mod router;
 pub mod routing;
 pub mod runs;
+pub mod sla;
 pub mod stages;
 pub mod storage;
 pub mod telemetry;
