@@ -42,6 +42,7 @@ mod diff;
 mod error;
 mod lint;
 mod model;
+pub mod policy;
 mod quality;
 mod types;
 mod validate;

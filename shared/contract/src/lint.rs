@@ -17,6 +17,11 @@ use crate::yaml::Locations;
 /// Reads and validates a contract like [`Contract::from_yaml`], then runs the
 /// semantic checks above; the error lists every problem found.
 pub fn lint(text: &str, origin: &str) -> Result<Contract> {
+    lint_with_locations(text, origin).map(|(contract, _)| contract)
+}
+
+/// [`lint`], keeping where each node of the YAML is.
+pub(crate) fn lint_with_locations(text: &str, origin: &str) -> Result<(Contract, Locations)> {
     let (contract, locations) = model::load(text, origin)?;
     let mut problems = Vec::new();
     let mut objects: HashMap<&str, usize> = HashMap::new();
@@ -57,7 +62,7 @@ pub fn lint(text: &str, origin: &str) -> Result<Contract> {
         );
     }
     if problems.is_empty() {
-        return Ok(contract);
+        return Ok((contract, locations));
     }
     let mut problems: Vec<Problem> = problems.into_iter().map(|p| locations.locate(p)).collect();
     problems.sort_by_key(|p| (p.line, p.column));

@@ -475,7 +475,7 @@ fn fill_logical_types(property: &mut Property) {
 }
 
 /// Locates a deserialization error by the path serde took to reach it.
-fn model_error(
+pub(crate) fn model_error(
     error: &serde_path_to_error::Error<serde_json::Error>,
     locations: &Locations,
     origin: &str,

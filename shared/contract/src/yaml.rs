@@ -77,22 +77,27 @@ impl Locations {
 
 /// Parses `text` as one YAML document holding a mapping.
 pub(crate) fn parse(text: &str, origin: &str) -> Result<Document> {
+    parse_as(text, origin, "contract")
+}
+
+/// [`parse`] for a document that is a `what` (`contract`, `policy`), named so in messages.
+pub(crate) fn parse_as(text: &str, origin: &str, what: &str) -> Result<Document> {
     let refuse = |message: &str| ContractError::single(origin, Problem::at("", message));
     if text.len() > MAX_TEXT_BYTES {
         return Err(refuse(&format!(
-            "the contract is larger than {} MiB",
+            "the {what} is larger than {} MiB",
             MAX_TEXT_BYTES / (1024 * 1024)
         )));
     }
     if text.trim().is_empty() {
-        return Err(refuse("the contract is empty"));
+        return Err(refuse(&format!("the {what} is empty")));
     }
     let root: Spanned<Node> =
         serde_saphyr::from_str_with_options(text, options()).map_err(|e| yaml_error(origin, &e))?;
     if !matches!(root.value, Node::Map(_)) {
-        return Err(refuse(
-            "a contract must be a YAML mapping (key: value pairs) at the top level",
-        ));
+        return Err(refuse(&format!(
+            "a {what} must be a YAML mapping (key: value pairs) at the top level"
+        )));
     }
     let mut locations = Locations::default();
     let mut pointer = String::new();

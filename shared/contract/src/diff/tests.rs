@@ -597,7 +597,7 @@ fn odcs_3_0_boolean_exclusive_bounds() {
     assert_eq!(d.changes.len(), 1, "{:#?}", d.changes);
     let c = &d.changes[0];
     expect(
-        &c,
+        c,
         ChangeKind::RangeChanged,
         true,
         "schema.t.properties.a.logicalTypeOptions.maximum",
