@@ -2,6 +2,7 @@
 //! the stages, and the five stages themselves.
 //!
 //! * [`mesh`]: domains, products, contracts and recipes, from the mesh file;
+//! * [`policy`]: the organisation's policy applied to the products of the mesh;
 //! * ports: [`storage`] (object storage), [`bus`] (event bus), [`catalog`], [`query`];
 //! * [`events`] and [`routing`]: what triggers which function, defined once;
 //! * [`stages`]: ingest, clean, contract-check, aggregate, catalog-register;
@@ -19,6 +20,7 @@ pub mod events;
 pub mod function;
 pub mod keys;
 pub mod mesh;
+pub mod policy;
 pub mod publish;
 pub mod query;
 pub mod router;

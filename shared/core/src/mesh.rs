@@ -2,12 +2,15 @@
 //!
 //! A mesh is described by one TOML file (`samplecli.toml` in the repository). Every path in it
 //! is relative to the file. Loading a mesh reads and validates every contract it names, so a
-//! broken contract or recipe is refused before any data moves.
+//! broken contract or recipe is refused before any data moves. When the mesh names the
+//! organisation's policy, each product's masks follow it and its violations are listed (see
+//! [`crate::policy`]).
 //!
 //! ```toml
 //! [mesh]
 //! name = "acme"
 //! default_environment = "embedded"
+//! policy = "policy.yaml"
 //!
 //! [environments.embedded]
 //! backend = "embedded"
@@ -26,10 +29,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tessera_contract::policy::{Policy, SourceMap};
 use tessera_contract::{Contract, SchemaObject};
+use toml::Spanned;
 
 use crate::error::{Error, Result};
 use crate::keys::validate_identifier;
+use crate::policy::{self as org, PolicyViolation, RecipeLines};
 
 /// The mesh file as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -57,6 +63,9 @@ pub struct MeshSettings {
     /// Salt for hashing personal data; overridden by `TESSERA_PII_SALT`.
     #[serde(default)]
     pub pii_salt: Option<String>,
+    /// The organisation's policy file (YAML); without one, no organisation rule applies.
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
 }
 
 fn default_environment() -> String {
@@ -143,20 +152,20 @@ pub struct DomainConfig {
 #[serde(deny_unknown_fields)]
 pub struct ProductConfig {
     /// Product name, a valid identifier; also the name of its zone folders and catalog table.
-    pub name: String,
+    pub name: Spanned<String>,
     /// Path of the product's ODCS contract.
     pub contract: PathBuf,
     /// Schema object of the contract to use; default its only (or first) object.
     #[serde(default)]
     pub object: Option<String>,
     /// Where raw data comes from and how to read it.
-    pub source: SourceConfig,
+    pub source: Spanned<SourceConfig>,
     /// Cleaning steps.
     #[serde(default)]
     pub clean: CleanRecipe,
     /// How personal data is protected before publishing, by column.
     #[serde(default)]
-    pub mask: BTreeMap<String, MaskMethod>,
+    pub mask: Option<Spanned<BTreeMap<String, MaskMethod>>>,
     /// Aggregate products derived from this one.
     #[serde(default)]
     pub aggregations: Vec<AggregationConfig>,
@@ -287,6 +296,10 @@ pub struct Mesh {
     pub default_environment: String,
     /// Salt for hashing personal data.
     pub pii_salt: String,
+    /// The organisation's policy, when the mesh names one.
+    pub policy: Option<Policy>,
+    /// Path of the policy file.
+    pub policy_path: Option<PathBuf>,
     /// Domains.
     pub domains: Vec<Domain>,
 }
@@ -340,9 +353,16 @@ pub struct Product {
     pub object: String,
     /// Source or aggregate.
     pub kind: ProductKind,
-    /// Personal-data protection, by column: the recipe's, plus a hash for every column
-    /// classified `pii` that the recipe does not mention.
+    /// Personal-data protection, by column: the recipe's, raised to what the policy requires
+    /// for each column's classification (without a policy: a hash for every column classified
+    /// `pii` that the recipe does not mention).
     pub mask: BTreeMap<String, MaskMethod>,
+    /// Columns of the contract the policy drops: they are not in [`Product::schema`].
+    pub dropped: Vec<String>,
+    /// How the product breaks the policy, as far as can be told without data.
+    pub violations: Vec<PolicyViolation>,
+    /// Where each node of the contract is in its file.
+    pub source_map: SourceMap,
 }
 
 impl Product {
@@ -355,6 +375,39 @@ impl Product {
             .find(|o| o.name == self.object)
             .unwrap_or(&self.contract.schema[0])
     }
+
+    /// What the product reads, one entry per input port: an aggregate reads its parent in its
+    /// own domain; a source product reads raw files only. Input ports on other domains'
+    /// products are listed here too when the mesh file can declare them.
+    pub fn inputs(&self) -> Vec<InputPort> {
+        match &self.kind {
+            ProductKind::Source { .. } => Vec::new(),
+            ProductKind::Aggregate { parent, .. } => vec![InputPort {
+                domain: self.domain.clone(),
+                product: parent.clone(),
+                kind: InputKind::Aggregation,
+            }],
+        }
+    }
+}
+
+/// A product read by another through one of its input ports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InputPort {
+    /// Domain of the product read.
+    pub domain: String,
+    /// Name of the product read.
+    pub product: String,
+    /// How it is read.
+    pub kind: InputKind,
+}
+
+/// How a product reads another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputKind {
+    /// The aggregate's SQL reads its parent product.
+    Aggregation,
 }
 
 impl Mesh {
@@ -384,52 +437,83 @@ impl Mesh {
         validate_identifier(&file.mesh.name.replace('-', "_"))
             .map_err(|e| Error::Config(format!("{origin}: mesh name: {e}")))?;
         let pii_salt = salt.or(file.mesh.pii_salt.clone()).unwrap_or_default();
+        let (policy, policy_path) = match &file.mesh.policy {
+            Some(rel) => {
+                let path = root.join(rel);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    Error::Config(format!(
+                        "{origin}: cannot read policy `{}`: {e}",
+                        path.display()
+                    ))
+                })?;
+                let policy = Policy::from_yaml(&text, &path.display().to_string())?;
+                (Some(policy), Some(path))
+            }
+            None => (None, None),
+        };
+        let loader = Loader {
+            text,
+            origin,
+            root,
+            policy: policy.as_ref(),
+        };
         let mut domains = Vec::new();
         for d in &file.domains {
             validate_identifier(&d.name)
                 .map_err(|e| Error::Config(format!("{origin}: domain: {e}")))?;
             let mut products = Vec::new();
             for p in &d.products {
-                validate_identifier(&p.name).map_err(|e| {
+                let name = p.name.get_ref();
+                validate_identifier(name).map_err(|e| {
                     Error::Config(format!("{origin}: product of `{}`: {e}", d.name))
                 })?;
-                let (contract, object) = load_contract(root, &p.contract, p.object.as_deref())?;
-                let mask = effective_masks(&contract, &object, &p.mask)
-                    .map_err(|e| Error::Config(format!("{origin}: product `{}`: {e}", p.name)))?;
-                if mask.values().any(|m| *m == MaskMethod::Hash) && pii_salt.is_empty() {
-                    return Err(Error::Config(format!(
-                        "{origin}: product `{}` hashes personal data: set `mesh.pii_salt` or TESSERA_PII_SALT",
-                        p.name
-                    )));
-                }
-                products.push(Product {
-                    name: p.name.clone(),
-                    domain: d.name.clone(),
-                    contract,
-                    contract_path: root.join(&p.contract),
-                    object,
-                    kind: ProductKind::Source {
-                        source: p.source.clone(),
+                let source = p.source.get_ref();
+                let lines = RecipeLines {
+                    product: Some(loader.position(p.name.span().start)),
+                    mask: p.mask.as_ref().map(|m| loader.position(m.span().start)),
+                    source: Some(loader.position(p.source.span().start)),
+                };
+                let recipe = p
+                    .mask
+                    .as_ref()
+                    .map(|m| m.get_ref().clone())
+                    .unwrap_or_default();
+                let product = loader.product(
+                    &d.name,
+                    name,
+                    &p.contract,
+                    p.object.as_deref(),
+                    ProductKind::Source {
+                        source: source.clone(),
                         clean: p.clean.clone(),
                     },
-                    mask,
-                });
+                    &recipe,
+                    lines,
+                )?;
+                if product.mask.values().any(|m| *m == MaskMethod::Hash) && pii_salt.is_empty() {
+                    return Err(Error::Config(format!(
+                        "{origin}: product `{name}` hashes personal data: set `mesh.pii_salt` or TESSERA_PII_SALT",
+                    )));
+                }
+                products.push(product);
                 for a in &p.aggregations {
                     validate_identifier(&a.name)
                         .map_err(|e| Error::Config(format!("{origin}: aggregation: {e}")))?;
-                    let (contract, object) = load_contract(root, &a.contract, None)?;
-                    products.push(Product {
-                        name: a.name.clone(),
-                        domain: d.name.clone(),
-                        contract,
-                        contract_path: root.join(&a.contract),
-                        object,
-                        kind: ProductKind::Aggregate {
-                            parent: p.name.clone(),
+                    products.push(loader.product(
+                        &d.name,
+                        &a.name,
+                        &a.contract,
+                        None,
+                        ProductKind::Aggregate {
+                            parent: name.clone(),
                             sql: a.sql.clone(),
                         },
-                        mask: BTreeMap::new(),
-                    });
+                        &BTreeMap::new(),
+                        RecipeLines {
+                            product: Some(loader.position(p.name.span().start)),
+                            ..RecipeLines::default()
+                        },
+                    )?);
                 }
             }
             let mut seen = std::collections::BTreeSet::new();
@@ -458,6 +542,8 @@ impl Mesh {
             environments: file.environments,
             default_environment: file.mesh.default_environment,
             pii_salt,
+            policy,
+            policy_path,
             domains,
         })
     }
@@ -487,6 +573,19 @@ impl Mesh {
             .flat_map(|d| d.products.iter().map(move |p| (d, p)))
     }
 
+    /// The products that read `domain.product` through an input port, each with its domain and
+    /// the port.
+    pub fn consumers(&self, domain: &str, product: &str) -> Vec<(&Domain, &Product, InputPort)> {
+        self.products()
+            .flat_map(|(d, p)| {
+                p.inputs()
+                    .into_iter()
+                    .filter(|i| i.domain == domain && i.product == product)
+                    .map(move |i| (d, p, i))
+            })
+            .collect()
+    }
+
     /// An environment by name.
     pub fn environment(&self, name: &str) -> Result<&Environment> {
         self.environments
@@ -495,32 +594,138 @@ impl Mesh {
     }
 }
 
-fn contract_object<'c>(contract: &'c Contract, object: &str) -> &'c SchemaObject {
-    contract
-        .schema
-        .iter()
-        .find(|o| o.name == object)
-        .unwrap_or(&contract.schema[0])
+/// What every product of a mesh file is loaded with.
+struct Loader<'a> {
+    text: &'a str,
+    origin: &'a str,
+    root: &'a Path,
+    policy: Option<&'a Policy>,
 }
 
-/// The recipe's masks plus a hash for every column classified `pii` that the recipe does not
-/// mention; each masked column must exist, and only text can be hashed or redacted.
-fn effective_masks(
-    contract: &Contract,
-    object: &str,
-    recipe: &BTreeMap<String, MaskMethod>,
-) -> std::result::Result<BTreeMap<String, MaskMethod>, String> {
-    let schema = contract_object(contract, object);
-    let mut masks = recipe.clone();
-    for p in &schema.properties {
-        if p.classification
-            .as_deref()
-            .is_some_and(|c| c.eq_ignore_ascii_case("pii"))
+impl Loader<'_> {
+    /// Line and column of a byte offset of the mesh file.
+    fn position(&self, offset: usize) -> (usize, usize) {
+        org::line_column(self.text, offset)
+    }
+
+    /// A product: its contract read and linted, its masks resolved with the policy, the columns
+    /// the policy drops removed, and its static policy violations listed.
+    #[allow(clippy::too_many_arguments)]
+    fn product(
+        &self,
+        domain: &str,
+        name: &str,
+        contract_file: &Path,
+        object: Option<&str>,
+        kind: ProductKind,
+        recipe: &BTreeMap<String, MaskMethod>,
+        lines: RecipeLines,
+    ) -> Result<Product> {
+        let origin = self.origin;
+        let fail = |e: String| Error::Config(format!("{origin}: product `{name}`: {e}"));
+        let (mut contract, object, source_map) = load_contract(self.root, contract_file, object)?;
+        let index = contract
+            .schema
+            .iter()
+            .position(|o| o.name == object)
+            .unwrap_or_default();
+        let schema = &contract.schema[index];
+        for column in recipe.keys() {
+            if schema.property(column).is_none() {
+                return Err(fail(format!(
+                    "masked column `{column}` is not in its contract"
+                )));
+            }
+        }
+        let protection = org::protection(self.policy, schema, index, recipe);
+        let contract_path = self.root.join(contract_file);
+        let violations = match self.policy {
+            Some(policy) => org::static_violations(&org::Subject {
+                policy,
+                domain,
+                product: name,
+                contract: &contract,
+                map: &source_map,
+                object: &object,
+                contract_file: &contract_path,
+                mesh_file: origin,
+                lines,
+                source: match &kind {
+                    ProductKind::Source { source, .. } => Some(source.format),
+                    ProductKind::Aggregate { .. } => None,
+                },
+                weaker: &protection.weaker,
+            }),
+            None => Vec::new(),
+        };
+        if !protection.dropped.is_empty() {
+            drop_columns(&mut contract.schema[index], &protection.dropped, &kind).map_err(fail)?;
+        }
+        let mask = match &kind {
+            // Aggregates compute from published (masked) products: nothing to mask again.
+            ProductKind::Aggregate { .. } => BTreeMap::new(),
+            ProductKind::Source { .. } => protection.mask,
+        };
+        check_masks(&contract.schema[index], &mask).map_err(fail)?;
+        Ok(Product {
+            name: name.to_owned(),
+            domain: domain.to_owned(),
+            contract,
+            contract_path,
+            object,
+            kind,
+            mask,
+            dropped: protection.dropped,
+            violations,
+            source_map,
+        })
+    }
+}
+
+/// Removes the columns the policy drops from the product's schema object. A key, partition or
+/// recipe column cannot be dropped, and the object's rules must still compile without them.
+fn drop_columns(
+    schema: &mut SchemaObject,
+    dropped: &[String],
+    kind: &ProductKind,
+) -> std::result::Result<(), String> {
+    for column in dropped {
+        let Some(p) = schema.property(column) else {
+            continue;
+        };
+        let role = if p.primary_key {
+            Some("part of the primary key")
+        } else if p.partitioned {
+            Some("a partition column")
+        } else if let ProductKind::Source { clean, .. } = kind
+            && (clean.lowercase.contains(column)
+                || clean.uppercase.contains(column)
+                || clean.latest_by.as_ref() == Some(column)
+                || clean.defaults.contains_key(column))
         {
-            masks.entry(p.name.clone()).or_insert(MaskMethod::Hash);
+            Some("named by the clean recipe")
+        } else {
+            None
+        };
+        if let Some(role) = role {
+            return Err(format!(
+                "column `{column}` is {role}, but the policy drops its classification `{}`",
+                p.classification.as_deref().unwrap_or_default()
+            ));
         }
     }
-    for (column, method) in &masks {
+    schema.properties.retain(|p| !dropped.contains(&p.name));
+    tessera_contract::Checker::new(schema)
+        .map(|_| ())
+        .map_err(|e| format!("without the columns the policy drops, its rules do not compile: {e}"))
+}
+
+/// Each masked column exists, and only text is hashed or redacted.
+fn check_masks(
+    schema: &SchemaObject,
+    masks: &BTreeMap<String, MaskMethod>,
+) -> std::result::Result<(), String> {
+    for (column, method) in masks {
         let property = schema
             .property(column)
             .ok_or_else(|| format!("masked column `{column}` is not in its contract"))?;
@@ -533,14 +738,19 @@ fn effective_masks(
             ));
         }
     }
-    Ok(masks)
+    Ok(())
 }
 
-fn load_contract(root: &Path, rel: &Path, object: Option<&str>) -> Result<(Contract, String)> {
+fn load_contract(
+    root: &Path,
+    rel: &Path,
+    object: Option<&str>,
+) -> Result<(Contract, String, SourceMap)> {
     let path = root.join(rel);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::Config(format!("cannot read contract `{}`: {e}", path.display())))?;
-    let contract = tessera_contract::lint(&text, &rel.display().to_string())?;
+    let (contract, map) =
+        tessera_contract::policy::lint_located(&text, &rel.display().to_string())?;
     let name = match object {
         Some(o) => contract.object(o).map(|o| o.name.clone()).ok_or_else(|| {
             Error::Config(format!("contract `{}` has no object `{o}`", rel.display()))
@@ -551,5 +761,5 @@ fn load_contract(root: &Path, rel: &Path, object: Option<&str>) -> Result<(Contr
             .map(|o| o.name.clone())
             .ok_or_else(|| Error::Config(format!("contract `{}` has no schema", rel.display())))?,
     };
-    Ok((contract, name))
+    Ok((contract, name, map))
 }

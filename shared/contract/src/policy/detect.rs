@@ -317,9 +317,12 @@ fn is_phone(v: &str) -> bool {
     {
         // International with the `00` prefix: the country code never starts with 0.
         let digits = digits - 2;
-        return !rest.starts_with('0')
-            && !(rest.is_empty() && g.groups[1].starts_with('0'))
-            && (8..=15).contains(&digits);
+        let country = if rest.is_empty() {
+            g.groups.get(1).copied().unwrap_or_default()
+        } else {
+            rest
+        };
+        return !country.starts_with('0') && (8..=15).contains(&digits);
     }
     // North American: [1] (NXX) NXX-XXXX, the area code starting with 2-9.
     let lengths: Vec<usize> = g.groups.iter().map(|d| d.len()).collect();
@@ -385,7 +388,7 @@ pub fn luhn(digits: &[u32]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Country code, two check digits and up to 30 letters or digits (single spaces allowed between

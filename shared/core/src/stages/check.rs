@@ -63,14 +63,18 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
 
     // Pass 1: every check on the masked data.
     let mut checker = Checker::new(product.schema())?;
+    let mut pii = super::policy::PiiScan::new(ctx, product);
     let mut stream = ctx.storage.read_parquet(bucket, key).await?;
     let schema = masker.schema(stream.schema())?;
     while let Some(batch) = stream.next().await {
         let batch = masker.apply(&batch?)?;
         record.rows_in += batch.num_rows() as u64;
         checker.update(&batch);
+        pii.update(&batch);
     }
     let mut report = checker.finish();
+    // The organisation policy: no personal data published unclassified and unmasked.
+    pii.finish(&mut report);
     // The contract's `sql` rules and foreign keys, on the same masked data.
     super::sql_checks::run(
         &ctx.storage,

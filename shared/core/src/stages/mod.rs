@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod check;
 pub mod clean;
 pub mod ingest;
+pub mod policy;
 pub mod register;
 pub mod relationships;
 pub mod sql_checks;

@@ -3,7 +3,8 @@
 //! The table is described from the contract (columns typed for Athena with their descriptions,
 //! partition keys, owner, domain, contract id and version, data classification) and written as a
 //! compare-and-swap on the table version, retried when a concurrent writer got there first.
-//! Partitions are added idempotently.
+//! Partitions are added idempotently. A product that breaks the organisation policy is not
+//! registered (see [`super::policy::refuse_registration`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,16 +22,16 @@ const CAS_ATTEMPTS: usize = 8;
 
 /// Registers (or updates) the table of a published product.
 pub async fn run(ctx: &Context, published: &ProductPublished) -> Result<RunRecord> {
-    let (domain, product, mut record, started) = begin(
-        ctx,
-        (&published.domain, &published.product, &published.bucket),
-        InputRef {
-            bucket: published.bucket.clone(),
-            key: published.commit_key.clone(),
-            version: published.version.clone(),
-        },
-    )
-    .await?;
+    let product = (&*published.domain, &*published.product, &*published.bucket);
+    let input = InputRef {
+        bucket: published.bucket.clone(),
+        key: published.commit_key.clone(),
+        version: published.version.clone(),
+    };
+    if let Some(refused) = super::policy::refuse_registration(ctx, product, input.clone()).await? {
+        return Ok(refused);
+    }
+    let (domain, product, mut record, started) = begin(ctx, product, input).await?;
     let location = ctx.storage.url(&published.bucket, &published.location);
     let mut desired = table_for(product, &domain.database, &location)?;
     let p = &mut desired.parameters;
@@ -93,16 +94,16 @@ pub async fn run(ctx: &Context, published: &ProductPublished) -> Result<RunRecor
 /// time, the failed checks and the report, until a version decided later is published. Events
 /// arrive in any order, so times decide, not arrival.
 pub async fn record_violation(ctx: &Context, violated: &ContractViolated) -> Result<RunRecord> {
-    let (domain, product, mut record, started) = begin(
-        ctx,
-        (&violated.domain, &violated.product, &violated.bucket),
-        InputRef {
-            bucket: violated.bucket.clone(),
-            key: violated.report_key.clone(),
-            version: violated.run_id.clone(),
-        },
-    )
-    .await?;
+    let product = (&*violated.domain, &*violated.product, &*violated.bucket);
+    let input = InputRef {
+        bucket: violated.bucket.clone(),
+        key: violated.report_key.clone(),
+        version: violated.run_id.clone(),
+    };
+    if let Some(refused) = super::policy::refuse_registration(ctx, product, input.clone()).await? {
+        return Ok(refused);
+    }
+    let (domain, product, mut record, started) = begin(ctx, product, input).await?;
     // A product refused before it was ever published still gets its table, marked failed, so
     // consumers find it and see why it is empty.
     let location = ctx.storage.url(
