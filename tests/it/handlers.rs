@@ -321,3 +321,66 @@ async fn every_emulators_key_spelling_finds_the_object() {
     let out = ingest::handler(ctx, e).await.unwrap();
     assert_eq!(out.runs[0].status, RunStatus::Quarantined);
 }
+
+#[tokio::test]
+async fn the_schedule_checks_the_service_levels_of_its_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let emb = embedded(dir.path());
+    let ctx = &emb.context;
+    tessera_cli::commands::run(&emb).await.unwrap();
+    // The fixture fired long after the sample was published: orders (daily, within 15 minutes)
+    // is overdue; its schedule names `sales`, so customers is not looked at.
+    let mut e = event("scheduled-sla-check.json");
+    let later = chrono::Utc::now() + chrono::Duration::days(3);
+    e["time"] = later.to_rfc3339().into();
+    let out = catalog_register::handler(ctx, e).await.unwrap();
+    let mut checked: Vec<(&str, &str, usize, usize)> = out
+        .runs
+        .iter()
+        .map(|r| {
+            (
+                r.stage.as_str(),
+                r.product.as_str(),
+                r.checks.passed,
+                r.checks.failed,
+            )
+        })
+        .collect();
+    checked.sort();
+    assert_eq!(
+        checked,
+        [
+            ("sla-check", "daily_revenue", 0, 0),
+            ("sla-check", "orders", 1, 2)
+        ]
+    );
+    let orders = out.runs.iter().find(|r| r.product == "orders").unwrap();
+    assert!(
+        orders
+            .notes
+            .iter()
+            .any(|n| n.starts_with("frequency Breached")),
+        "{:?}",
+        orders.notes
+    );
+    let breaches: Vec<String> = std::iter::from_fn(|| emb.bus.pop())
+        .filter(|e| e.detail_type == "SlaBreached")
+        .map(|e| format!("{} {}", e.detail["product"], e.detail["property"]))
+        .collect();
+    assert_eq!(
+        breaches,
+        ["\"orders\" \"frequency\"", "\"orders\" \"freshness\""]
+    );
+    // The record is kept with the product's other runs.
+    let kept = ctx
+        .storage
+        .list("tessera-sample-sales", "runs/orders/sla-check/")
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1);
+    // Other functions ignore the schedule.
+    let out = ingest::handler(ctx, event("scheduled-sla-check.json"))
+        .await
+        .unwrap();
+    assert!(out.runs.is_empty() && out.ignored.len() == 1);
+}

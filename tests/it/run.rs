@@ -92,7 +92,7 @@ async fn sample_mesh_runs_end_to_end() {
         "{orders:#?}"
     );
     let later = now + chrono::Duration::days(2);
-    let reports = tessera_core::sla::check_and_announce(&emb.context, later)
+    let reports = tessera_core::sla::announce(&emb.context, None, later)
         .await
         .unwrap();
     let orders = reports.iter().find(|r| r.product == "orders").unwrap();

@@ -19,6 +19,8 @@ pub const OBJECT_CREATED: &str = "Object Created";
 pub const PRODUCT_PUBLISHED: &str = "DataProductPublished";
 /// `detail-type` of a product version refused by its contract.
 pub const CONTRACT_VIOLATED: &str = "ContractViolated";
+/// Detail type of the event an EventBridge schedule (a rule with a schedule expression) sends.
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
 
 /// An EventBridge event with a JSON detail, as delivered to a Lambda target.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

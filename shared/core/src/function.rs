@@ -13,7 +13,7 @@ use crate::error::{Error, ErrorKind};
 use crate::events::S3Record;
 use crate::events::{
     BusEvent, CONTRACT_VIOLATED, ContractViolated, OBJECT_CREATED, ObjectCreated,
-    PRODUCT_PUBLISHED, ProductPublished,
+    PRODUCT_PUBLISHED, ProductPublished, SCHEDULED_EVENT,
 };
 use crate::keys::{Zone, decode_event_key};
 use crate::routing::Function;
@@ -68,6 +68,14 @@ pub enum Trigger {
     Published(ProductPublished),
     /// A product version was refused by its contract.
     Violated(ContractViolated),
+    /// The schedule fired (an EventBridge schedule's `Scheduled Event`): time for the service
+    /// level check of the domain its detail names (`{"domain": "sales"}`), or of every domain.
+    Scheduled {
+        /// When the schedule fired.
+        at: chrono::DateTime<chrono::Utc>,
+        /// The domain to check.
+        domain: Option<String>,
+    },
     /// Something this pipeline does not act on (another S3 event, another detail type).
     Other(String),
 }
@@ -117,6 +125,10 @@ pub fn triggers(event: &Value) -> Result<Vec<Trigger>, FunctionError> {
             serde_json::from_value(bus_event.detail)
                 .map_err(|e| malformed("`ContractViolated` detail", e))?,
         ),
+        SCHEDULED_EVENT => Trigger::Scheduled {
+            at: bus_event.time,
+            domain: bus_event.detail["domain"].as_str().map(str::to_owned),
+        },
         other => Trigger::Other(format!("`{other}`")),
     };
     Ok(vec![trigger])
@@ -280,6 +292,11 @@ pub mod stage {
                     .await
                     .map(|run| vec![run])
                     .map_err(FunctionError::from),
+                Trigger::Scheduled { at, domain } => {
+                    crate::sla::scheduled_check(ctx, domain.as_deref(), at)
+                        .await
+                        .map_err(FunctionError::from)
+                }
                 _ => return None,
             })
         }
@@ -341,7 +358,9 @@ fn wants(function: Function, detail_type: &str) -> bool {
         }
         Function::Aggregate => detail_type == PRODUCT_PUBLISHED,
         Function::CatalogRegister => {
-            detail_type == PRODUCT_PUBLISHED || detail_type == CONTRACT_VIOLATED
+            detail_type == PRODUCT_PUBLISHED
+                || detail_type == CONTRACT_VIOLATED
+                || detail_type == SCHEDULED_EVENT
         }
     }
 }
@@ -351,6 +370,7 @@ fn describe(trigger: &Trigger) -> String {
         Trigger::Object(o) => format!("object creation `{}`", o.object.key),
         Trigger::Published(p) => format!("publication of `{}`", p.product),
         Trigger::Violated(v) => format!("violation of `{}`", v.product),
+        Trigger::Scheduled { at, .. } => format!("schedule at {at}"),
         Trigger::Other(what) => what.clone(),
     }
 }

@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::events::{BusEvent, TESSERA_SOURCE};
 use crate::mesh::{Domain, Product, ProductKind};
 use crate::publish::{self, Commit};
-use crate::runs::{self, RunStatus};
+use crate::runs::{self, InputRef, RunRecord, RunStatus};
 
 /// Detail type of the event a breached service level emits.
 pub const SLA_BREACHED: &str = "SlaBreached";
@@ -125,10 +125,77 @@ pub async fn evaluate_all(ctx: &Context, now: DateTime<Utc>) -> Result<Vec<SlaRe
     Ok(out)
 }
 
-/// The scheduled check: evaluates every product and announces each breach with an
+/// What catalog-register does when its schedule fires: evaluates the products of `domain` (of
+/// every domain when `None`), announces each breach with an `SlaBreached` event, and keeps one
+/// run record per product (`runs/<product>/sla-check/`): met service levels count as passed
+/// checks, breached ones as failed, with the breaches in the notes.
+pub async fn scheduled_check(
+    ctx: &Context,
+    domain: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<RunRecord>> {
+    if let Some(name) = domain
+        && ctx.mesh.domain(name).is_none()
+    {
+        return Err(crate::error::Error::BadEvent(format!(
+            "the schedule names domain `{name}`, which the mesh does not have"
+        )));
+    }
+    let reports = announce(ctx, domain, now).await?;
+    let mut records = Vec::new();
+    for report in reports {
+        let Some(d) = ctx.mesh.domain(&report.domain) else {
+            continue;
+        };
+        let id = crate::keys::derived_id(&d.bucket, &format!("sla-check/{}/{now}", report.product));
+        let input = InputRef {
+            bucket: d.bucket.clone(),
+            key: crate::publish::commits_prefix(&report.product),
+            version: now.to_rfc3339(),
+        };
+        let (mut record, started) =
+            RunRecord::start(&id, "sla-check", &report.domain, &report.product, input);
+        let count = |s| report.checks.iter().filter(|c| c.status == s).count();
+        record.checks = crate::events::CheckCounts {
+            passed: count(SlaStatus::Met),
+            failed: count(SlaStatus::Breached),
+        };
+        record.notes = report
+            .checks
+            .iter()
+            .filter(|c| c.status != SlaStatus::Met)
+            .map(|c| {
+                format!(
+                    "{} {:?}: {} (observed {}){}",
+                    c.property,
+                    c.status,
+                    c.expectation,
+                    c.observed.as_deref().unwrap_or("nothing"),
+                    c.detail
+                        .as_deref()
+                        .map(|d| format!("; {d}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        records.push(runs::save(&ctx.storage, &d.bucket, record, started).await?);
+    }
+    Ok(records)
+}
+
+/// Evaluates every product (of `domain`, or of the mesh) and announces each breach with an
 /// `SlaBreached` event. Returns the reports.
-pub async fn check_and_announce(ctx: &Context, now: DateTime<Utc>) -> Result<Vec<SlaReport>> {
-    let reports = evaluate_all(ctx, now).await?;
+pub async fn announce(
+    ctx: &Context,
+    domain: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<SlaReport>> {
+    let mut reports = Vec::new();
+    for (d, product) in ctx.mesh.products() {
+        if domain.is_none_or(|name| name == d.name) {
+            reports.push(evaluate(ctx, d, product, now).await?);
+        }
+    }
     let events: Vec<BusEvent> = reports
         .iter()
         .flat_map(|r| {
