@@ -103,7 +103,8 @@ enum InfraCommand {
         #[arg(long)]
         out: Option<PathBuf>,
         /// The functions' code: the Cargo workspace relative to the output folder, built by
-        /// `sam build`, or `s3://bucket/prefix` holding `<function>.zip` files.
+        /// `sam build`, or `s3://bucket/prefix` holding `<function>.zip` files and `mesh.zip`
+        /// (the mesh layer: the content of `mesh/`).
         #[arg(long, default_value = "..")]
         code_uri: String,
     },

@@ -260,7 +260,7 @@ pub fn template(
                     "The mesh file of {} and its contracts, loaded by every function from /opt",
                     mesh.name
                 ),
-                "ContentUri": format!("{MESH_LAYER_DIR}/"),
+                "ContentUri": layer_content(&options.code),
                 "CompatibleArchitectures": ["arm64"],
                 "CompatibleRuntimes": ["provided.al2023"],
                 "RetentionPolicy": "Delete",
@@ -402,6 +402,26 @@ pub fn template(
     Ok(t.build())
 }
 
+/// Where the mesh layer's content comes from: the folder `tessera infra synth` writes next to
+/// the templates (`sam deploy` or `aws cloudformation package` zips and uploads it), or, with
+/// uploaded zips, `mesh.zip` next to the functions' zips, so the template deploys as it is.
+fn layer_content(code: &Code) -> Value {
+    match code {
+        Code::Workspace(_) => json!(format!("{MESH_LAYER_DIR}/")),
+        Code::S3 { bucket, prefix } => s3_zip(bucket, prefix, MESH_LAYER_DIR),
+    }
+}
+
+/// The uploaded `<prefix>/<name>.zip`, as SAM's `CodeUri` and `ContentUri` name an S3 object.
+fn s3_zip(bucket: &str, prefix: &str, name: &str) -> Value {
+    let key = if prefix.is_empty() {
+        format!("{name}.zip")
+    } else {
+        format!("{prefix}/{name}.zip")
+    };
+    json!({ "Bucket": bucket, "Key": key })
+}
+
 fn database_input(domain: &Domain) -> Value {
     let mut input = Map::new();
     input.insert("Name".into(), json!(domain.database));
@@ -517,14 +537,7 @@ fn add_function(
             );
             json!(path)
         }
-        Code::S3 { bucket, prefix } => {
-            let key = if prefix.is_empty() {
-                format!("{}.zip", function.name())
-            } else {
-                format!("{prefix}/{}.zip", function.name())
-            };
-            json!({ "Bucket": bucket, "Key": key })
-        }
+        Code::S3 { bucket, prefix } => s3_zip(bucket, prefix, function.name()),
     };
     if let Value::Object(skips) = checkov_skips(&[SKIP_VPC, SKIP_CODE_SIGNING, SKIP_DLQ]) {
         metadata.extend(skips);

@@ -68,7 +68,9 @@ pub enum Code {
     /// The Cargo workspace, relative to the template's folder: `sam build` compiles each
     /// function with cargo-lambda.
     Workspace(String),
-    /// Zips already uploaded: `s3://<bucket>/<prefix>/<function>.zip`.
+    /// Zips already uploaded: `s3://<bucket>/<prefix>/<function>.zip` for each function, and
+    /// `mesh.zip` for the mesh layer (the content of the `mesh/` folder `synth` writes, the mesh
+    /// file at the zip's root), so the template deploys without `sam build` or packaging.
     S3 {
         /// Bucket.
         bucket: String,
@@ -379,6 +381,43 @@ mod tests {
             }
         );
         assert!(Code::parse("s3:///x").is_err());
+    }
+
+    #[test]
+    fn uploaded_zips_hold_the_functions_and_the_mesh_layer() {
+        let mesh = sample();
+        let mut options = Options::new("samplecli.toml");
+        let t = domain_template(&mesh, "sales", &options).unwrap();
+        assert_eq!(
+            t["Resources"]["MeshLayer"]["Properties"]["ContentUri"],
+            "mesh/"
+        );
+        assert_eq!(
+            t["Resources"]["IngestFunction"]["Properties"]["CodeUri"],
+            ".."
+        );
+        options.code = Code::parse("s3://artifacts/tessera/v1").unwrap();
+        let t = domain_template(&mesh, "sales", &options).unwrap();
+        assert_eq!(
+            t["Resources"]["MeshLayer"]["Properties"]["ContentUri"],
+            serde_json::json!({ "Bucket": "artifacts", "Key": "tessera/v1/mesh.zip" })
+        );
+        assert_eq!(
+            t["Resources"]["ContractCheckFunction"]["Properties"]["CodeUri"],
+            serde_json::json!({ "Bucket": "artifacts", "Key": "tessera/v1/contract-check.zip" })
+        );
+        // Nothing left for `sam build` to build.
+        assert!(
+            t["Resources"]["ContractCheckFunction"]["Metadata"]
+                .get("BuildMethod")
+                .is_none()
+        );
+        options.code = Code::parse("s3://artifacts").unwrap();
+        let t = domain_template(&mesh, "sales", &options).unwrap();
+        assert_eq!(
+            t["Resources"]["MeshLayer"]["Properties"]["ContentUri"]["Key"],
+            "mesh.zip"
+        );
     }
 
     #[test]
