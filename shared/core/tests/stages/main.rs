@@ -24,6 +24,8 @@ mod ingest_ndjson;
 #[cfg(test)]
 mod mesh;
 #[cfg(test)]
+mod policy;
+#[cfg(test)]
 mod query;
 #[cfg(test)]
 mod register;

@@ -92,6 +92,11 @@ impl Fx {
     /// A mesh with one domain `shop` (bucket [`BUCKET`], database `shop_db`) holding `products`
     /// (TOML `[[domains.products]]` tables), with `files` (path, text) written next to it.
     pub fn new(products: &str, files: &[(&str, &str)]) -> Fx {
+        Fx::with_settings("", products, files)
+    }
+
+    /// [`Fx::new`] with more `[mesh]` settings, e.g. `policy = "policy.yaml"`.
+    pub fn with_settings(settings: &str, products: &str, files: &[(&str, &str)]) -> Fx {
         let dir = tempfile::tempdir().expect("temporary directory");
         let root = dir.path().join("mesh");
         std::fs::create_dir_all(&root).expect("mesh directory");
@@ -99,7 +104,7 @@ impl Fx {
             std::fs::write(root.join(path), text).expect("write mesh file");
         }
         let toml = format!(
-            "[mesh]\nname = \"test\"\npii_salt = \"pepper\"\n\n\
+            "[mesh]\nname = \"test\"\npii_salt = \"pepper\"\n{settings}\n\n\
              [[domains]]\nname = \"shop\"\ndescription = \"The shop.\"\n\
              bucket = \"{BUCKET}\"\ndatabase = \"shop_db\"\n{products}"
         );
