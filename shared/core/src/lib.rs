@@ -15,6 +15,7 @@
 pub mod bus;
 pub mod catalog;
 pub mod context;
+pub mod contract_test;
 pub mod error;
 pub mod events;
 pub mod function;
