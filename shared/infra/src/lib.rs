@@ -220,23 +220,24 @@ fn check(mesh: &Mesh, options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// The files of the mesh layer: the mesh file and every contract it names, at their paths
-/// relative to the mesh file, under [`MESH_LAYER_DIR`].
+/// The files of the mesh layer: the mesh file, every contract it names and its policy file, at
+/// their paths relative to the mesh file, under [`MESH_LAYER_DIR`].
 pub fn mesh_layer(mesh: &Mesh, options: &Options) -> Result<Vec<Artifact>> {
     check(mesh, options)?;
     let mut files = vec![PathBuf::from(&options.mesh_file)];
-    for (_, product) in mesh.products() {
-        let relative = product
-            .contract_path
-            .strip_prefix(&mesh.root)
-            .unwrap_or(&product.contract_path);
+    let named = mesh
+        .products()
+        .map(|(_, p)| ("contract", &p.contract_path))
+        .chain(mesh.policy_path.iter().map(|p| ("policy", p)));
+    for (what, path) in named {
+        let relative = path.strip_prefix(&mesh.root).unwrap_or(path);
         if !relative
             .components()
             .all(|c| matches!(c, Component::Normal(_)))
         {
             return Err(Error::Config(format!(
-                "contract `{}` is outside the mesh folder: it cannot be packaged with the mesh file",
-                product.contract_path.display()
+                "{what} `{}` is outside the mesh folder: it cannot be packaged with the mesh file",
+                path.display()
             )));
         }
         files.push(relative.to_path_buf());
@@ -465,6 +466,7 @@ mod tests {
                 "mesh/domains/customers/customers/customers.odcs.yaml",
                 "mesh/domains/sales/daily_revenue/daily_revenue.odcs.yaml",
                 "mesh/domains/sales/orders/orders.odcs.yaml",
+                "mesh/policy.yaml",
                 "mesh/samplecli.toml",
             ]
         );
