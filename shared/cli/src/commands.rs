@@ -1,4 +1,4 @@
-//! `tessera run`, `query`, `catalog`, `contract lint` and `infra synth`.
+//! `tessera run`, `query`, `catalog`, `contract lint`, `contract diff` and `infra synth`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,9 +9,10 @@ use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Serialize;
+use tessera_contract::{Contract, ContractDiff};
 use tessera_core::catalog::Table;
 use tessera_core::context::Embedded;
-use tessera_core::mesh::{Environment, Mesh, ProductKind};
+use tessera_core::mesh::{Environment, InputKind, Mesh, ProductKind};
 use tessera_core::router::{Invoker, drain};
 use tessera_core::routing::Function;
 use tessera_core::runs::{RunRecord, RunStatus, history};
@@ -311,16 +312,7 @@ pub fn lint(files: &[PathBuf]) -> Vec<LintResult> {
         .iter()
         .map(|file| {
             let origin = file.display().to_string();
-            let result = std::fs::read(file)
-                .map_err(|e| format!("{origin}: cannot read: {e}"))
-                .and_then(|bytes| {
-                    String::from_utf8(bytes).map_err(|e| {
-                        format!(
-                            "{origin}: not UTF-8 text (byte {})",
-                            e.utf8_error().valid_up_to()
-                        )
-                    })
-                })
+            let result = read_text(file)
                 .and_then(|text| tessera_contract::lint(&text, &origin).map_err(|e| e.to_string()));
             match result {
                 Ok(c) => LintResult {
@@ -336,6 +328,90 @@ pub fn lint(files: &[PathBuf]) -> Vec<LintResult> {
             }
         })
         .collect()
+}
+
+/// A contract file's text; the error names the file.
+fn read_text(file: &Path) -> std::result::Result<String, String> {
+    let origin = file.display();
+    let bytes = std::fs::read(file).map_err(|e| format!("{origin}: cannot read: {e}"))?;
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{origin}: not UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// What `tessera contract diff` found: the changes and the verdict, and who is affected.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiffReport {
+    /// The previous version's file.
+    pub old_file: PathBuf,
+    /// The proposed version's file.
+    pub new_file: PathBuf,
+    /// Contract id, versions, changes, verdict and its reasons.
+    #[serde(flatten)]
+    pub diff: ContractDiff,
+    /// `<domain>.<product>` of every product of the mesh published under the contract (its id
+    /// is OLD's or NEW's).
+    pub publishers: Vec<String>,
+    /// The products that read a publisher through an input port.
+    pub consumers: Vec<Consumer>,
+}
+
+/// A product that reads a product published under the contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Consumer {
+    /// `<domain>.<product>` of the consumer.
+    pub product: String,
+    /// `<domain>.<product>` it reads.
+    pub reads: String,
+    /// Through which kind of input port.
+    pub port: InputKind,
+}
+
+/// `tessera contract diff OLD NEW`: OLD is read as an ODCS contract, NEW must also pass lint;
+/// publishers and consumers come from `mesh`.
+pub fn contract_diff(mesh: &Mesh, old: &Path, new: &Path) -> Result<DiffReport> {
+    let read = |file: &Path, lint: bool| -> Result<Contract> {
+        let origin = file.display().to_string();
+        let text = read_text(file).map_err(anyhow::Error::msg)?;
+        let contract = if lint {
+            tessera_contract::lint(&text, &origin)
+        } else {
+            Contract::from_yaml(&text, &origin)
+        };
+        contract.map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    let (before, after) = (read(old, false)?, read(new, true)?);
+    let diff = tessera_contract::diff(&before, &after);
+    let mut publishers = Vec::new();
+    let mut consumers: Vec<Consumer> = Vec::new();
+    for (domain, product) in mesh.products() {
+        if product.contract.id != before.id && product.contract.id != after.id {
+            continue;
+        }
+        let name = format!("{}.{}", domain.name, product.name);
+        for (d, p, port) in mesh.consumers(&domain.name, &product.name) {
+            let consumer = Consumer {
+                product: format!("{}.{}", d.name, p.name),
+                reads: name.clone(),
+                port: port.kind,
+            };
+            if !consumers.contains(&consumer) {
+                consumers.push(consumer);
+            }
+        }
+        publishers.push(name);
+    }
+    Ok(DiffReport {
+        old_file: old.to_path_buf(),
+        new_file: new.to_path_buf(),
+        diff,
+        publishers,
+        consumers,
+    })
 }
 
 /// The files of `tessera infra synth`: templates of the chosen stacks, and the mesh layer the

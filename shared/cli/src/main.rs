@@ -121,6 +121,18 @@ enum ContractCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Compare two versions of a contract: every change, breaking or not, and the mesh's
+    /// products that publish or consume it; fails unless breaking changes come with a new
+    /// major version, or when anything changed without a new version.
+    Diff {
+        /// The previous version.
+        old: PathBuf,
+        /// The proposed version (it must also pass `contract lint`).
+        new: PathBuf,
+        /// Print one JSON document (changes, verdict, publishers, consumers).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main]
@@ -156,6 +168,21 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let mesh = Arc::new(
         Mesh::load(&cli.mesh).with_context(|| format!("loading mesh `{}`", cli.mesh.display()))?,
     );
+    if let Command::Contract {
+        command: ContractCommand::Diff { old, new, json },
+    } = &cli.command
+    {
+        let report = commands::contract_diff(&mesh, old, new)?;
+        if *json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", output::contract_diff(&report));
+        }
+        return Ok(match report.diff.verdict {
+            tessera_contract::Verdict::Ok => ExitCode::SUCCESS,
+            tessera_contract::Verdict::Fail => ExitCode::FAILURE,
+        });
+    }
     if let Command::Infra { command } = &cli.command {
         infra(&mesh, &cli, command)?;
         return Ok(ExitCode::SUCCESS);

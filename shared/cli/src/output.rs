@@ -3,7 +3,10 @@
 use arrow::array::RecordBatch;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
-use crate::commands::{CatalogEntry, LintResult, RunSummary};
+use serde_json::Value;
+use tessera_contract::{Side, Verdict};
+
+use crate::commands::{CatalogEntry, DiffReport, LintResult, RunSummary};
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -127,4 +130,82 @@ pub fn lint(results: &[LintResult]) -> String {
         }
     }
     out
+}
+
+/// `tessera contract diff`: the contract and its versions, a table of the changes, who
+/// publishes and who consumes the contract, and the verdict with its reasons.
+pub fn contract_diff(r: &DiffReport) -> String {
+    let d = &r.diff;
+    let mut out = format!(
+        "{} {} → {} ({} → {})\n",
+        d.id,
+        d.version.old,
+        d.version.new,
+        r.old_file.display(),
+        r.new_file.display()
+    );
+    if d.changes.is_empty() {
+        out.push_str("no change\n");
+    } else {
+        let mut t = table(&["breaking", "change", "path", "old → new", "line", "why"]);
+        for c in &d.changes {
+            let line = match (c.side, c.line) {
+                (_, None) => String::new(),
+                (Side::New, Some(l)) => l.to_string(),
+                (Side::Old, Some(l)) => format!("old {l}"),
+            };
+            t.add_row(vec![
+                Cell::new(if c.breaking { "yes" } else { "no" }),
+                Cell::new(c.kind.label()),
+                Cell::new(&c.path),
+                Cell::new(format!("{} → {}", short(&c.old), short(&c.new))),
+                right(line),
+                Cell::new(&c.note),
+            ]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    let none = |v: &[String]| {
+        if v.is_empty() {
+            "none in the mesh".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    out.push_str(&format!("published by: {}\n", none(&r.publishers)));
+    let consumers: Vec<String> = r
+        .consumers
+        .iter()
+        .map(|c| {
+            let port = serde_json::to_value(c.port)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            format!("{} ({port} of {})", c.product, c.reads)
+        })
+        .collect();
+    out.push_str(&format!("consumed by: {}\n", none(&consumers)));
+    let verdict = match d.verdict {
+        Verdict::Ok => "OK",
+        Verdict::Fail => "FAIL",
+    };
+    for reason in &d.reasons {
+        out.push_str(&format!("{verdict}: {reason}\n"));
+    }
+    out
+}
+
+/// A value in a table cell: text as is, absent as `-`, others as compact JSON, cut at 48
+/// characters.
+fn short(v: &Value) -> String {
+    let text = match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if text.chars().count() > 48 {
+        format!("{}…", text.chars().take(47).collect::<String>())
+    } else {
+        text
+    }
 }
