@@ -7,6 +7,8 @@
 //! unwrap (see `clippy.toml`).
 
 #[cfg(test)]
+mod contract_diff;
+#[cfg(test)]
 mod deploy;
 #[cfg(test)]
 mod emulator;
