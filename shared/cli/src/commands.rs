@@ -1,4 +1,5 @@
-//! `tessera run`, `query`, `catalog`, `contract lint`, `contract diff` and `infra synth`.
+//! `tessera run`, `query`, `catalog`, `contract lint`, `contract diff`, `policy check` and
+//! `infra synth`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,10 +10,12 @@ use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Serialize;
+use tessera_contract::policy::Policy;
 use tessera_contract::{Contract, ContractDiff};
 use tessera_core::catalog::Table;
 use tessera_core::context::Embedded;
 use tessera_core::mesh::{Environment, InputKind, Mesh, ProductKind};
+use tessera_core::policy::PolicyReport;
 use tessera_core::router::{Invoker, drain};
 use tessera_core::routing::Function;
 use tessera_core::runs::{RunRecord, RunStatus, history};
@@ -308,12 +311,25 @@ pub struct LintResult {
 
 /// `tessera contract lint`.
 pub fn lint(files: &[PathBuf]) -> Vec<LintResult> {
+    lint_with_policy(files, None)
+}
+
+/// `tessera contract lint` under an organisation policy: a contract that passes lint is also
+/// checked against the policy's contract rules (every schema object, named as its table), each
+/// violation a problem with its `file:line:column`.
+pub fn lint_with_policy(files: &[PathBuf], policy: Option<&Policy>) -> Vec<LintResult> {
     files
         .iter()
         .map(|file| {
             let origin = file.display().to_string();
-            let result = read_text(file)
-                .and_then(|text| tessera_contract::lint(&text, &origin).map_err(|e| e.to_string()));
+            let result = read_text(file).and_then(|text| {
+                let (contract, map) = tessera_contract::policy::lint_located(&text, &origin)
+                    .map_err(|e| e.to_string())?;
+                match policy {
+                    Some(policy) => policy_problems(policy, contract, &map, &origin),
+                    None => Ok(contract),
+                }
+            });
             match result {
                 Ok(c) => LintResult {
                     file: file.clone(),
@@ -328,6 +344,44 @@ pub fn lint(files: &[PathBuf]) -> Vec<LintResult> {
             }
         })
         .collect()
+}
+
+/// The contract, or the policy violations of its schema objects (each object named as its
+/// table), one `file:line:column` line each.
+fn policy_problems(
+    policy: &Policy,
+    contract: Contract,
+    map: &tessera_contract::policy::SourceMap,
+    origin: &str,
+) -> std::result::Result<Contract, String> {
+    let mut violations: Vec<tessera_contract::policy::Violation> = Vec::new();
+    let objects: Vec<(&str, &str)> = if contract.schema.is_empty() {
+        vec![("", "")]
+    } else {
+        contract
+            .schema
+            .iter()
+            .map(|o| (o.name.as_str(), o.table_name()))
+            .collect()
+    };
+    for (object, table) in objects {
+        for mut v in policy.check(&contract, object, table) {
+            v.locate(map);
+            // Metadata rules are the same for every object.
+            if !violations.contains(&v) {
+                violations.push(v);
+            }
+        }
+    }
+    if violations.is_empty() {
+        Ok(contract)
+    } else {
+        Err(violations
+            .iter()
+            .map(|v| v.located(origin))
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
 }
 
 /// A contract file's text; the error names the file.
@@ -412,6 +466,11 @@ pub fn contract_diff(mesh: &Mesh, old: &Path, new: &Path) -> Result<DiffReport> 
         publishers,
         consumers,
     })
+}
+
+/// `tessera policy check`: every product of the mesh against the policy it names.
+pub fn policy_check(mesh: &Mesh) -> Result<PolicyReport> {
+    Ok(tessera_core::policy::check_mesh(mesh)?)
 }
 
 /// The files of `tessera infra synth`: templates of the chosen stacks, and the mesh layer the

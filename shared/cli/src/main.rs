@@ -1,4 +1,5 @@
-//! `tessera`: run a data mesh on one machine, lint contracts, query products, generate stacks.
+//! `tessera`: run a data mesh on one machine, lint contracts, check the policy, query products,
+//! generate stacks.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -76,6 +77,11 @@ enum Command {
         #[command(subcommand)]
         command: ContractCommand,
     },
+    /// The organisation's policy the mesh file names.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Infrastructure as code: the CloudFormation/SAM stacks of the mesh.
     Infra {
         #[command(subcommand)]
@@ -111,8 +117,21 @@ enum InfraCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Check every product of the mesh against the policy: metadata, descriptions, names,
+    /// formats, masks, and the personal-data detectors over each product's sample raw files.
+    /// Fails when any product breaks it.
+    Check {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ContractCommand {
-    /// Check contracts against the ODCS schema and Tessera's rules.
+    /// Check contracts against the ODCS schema and Tessera's rules, and against the policy the
+    /// mesh file names, if any.
     Lint {
         /// Contract files.
         #[arg(required = true)]
@@ -152,7 +171,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         command: ContractCommand::Lint { files, json },
     } = &cli.command
     {
-        let results = commands::lint(files);
+        // The policy applies when the mesh file names one; contracts lint without a mesh file.
+        let policy = if cli.mesh.exists() {
+            Mesh::policy_of(&cli.mesh)
+                .with_context(|| format!("reading the policy of `{}`", cli.mesh.display()))?
+        } else {
+            None
+        };
+        let results = commands::lint_with_policy(files, policy.as_ref().map(|(p, _)| p));
         if *json {
             println!("{}", serde_json::to_string_pretty(&results)?);
         } else {
@@ -186,6 +212,22 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     if let Command::Infra { command } = &cli.command {
         infra(&mesh, &cli, command)?;
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Policy {
+        command: PolicyCommand::Check { json },
+    } = &cli.command
+    {
+        let report = commands::policy_check(&mesh)?;
+        if *json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", output::policy(&report));
+        }
+        return Ok(if report.violations.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     let env = cli
         .environment
@@ -246,7 +288,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Contract { .. } | Command::Infra { .. } => Ok(ExitCode::SUCCESS),
+        Command::Contract { .. } | Command::Infra { .. } | Command::Policy { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

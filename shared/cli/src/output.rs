@@ -5,6 +5,7 @@ use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets::UTF8_
 
 use serde_json::Value;
 use tessera_contract::{Side, Verdict};
+use tessera_core::policy::PolicyReport;
 
 use crate::commands::{CatalogEntry, DiffReport, LintResult, RunSummary};
 
@@ -208,4 +209,61 @@ fn short(v: &Value) -> String {
     } else {
         text
     }
+}
+
+/// The report of `tessera policy check`: what the detectors found in the samples, the violations
+/// with their `file:line:column`, and a summary line.
+pub fn policy(r: &PolicyReport) -> String {
+    let Some(file) = &r.policy else {
+        return "the mesh names no policy: no organisation rule applies\n".to_owned();
+    };
+    let mut out = String::new();
+    if !r.findings.is_empty() {
+        let mut t = table(&[
+            "product",
+            "column",
+            "looks like",
+            "values",
+            "classification",
+            "published as",
+        ]);
+        for f in &r.findings {
+            t.add_row(vec![
+                Cell::new(&f.product),
+                Cell::new(&f.column),
+                Cell::new(f.detector.describe()),
+                right(format!("{}/{}", f.matches, f.values)),
+                Cell::new(f.classification.as_deref().unwrap_or("-")),
+                Cell::new(&f.handling),
+            ]);
+        }
+        out.push_str(&format!("personal data in the sample files\n{t}\n"));
+    }
+    if !r.violations.is_empty() {
+        let mut t = table(&["rule", "product", "column", "where", "problem"]);
+        for v in &r.violations {
+            let mut at = v.file.clone();
+            if let Some(line) = v.violation.line {
+                at.push_str(&format!(":{line}"));
+                if let Some(column) = v.violation.column {
+                    at.push_str(&format!(":{column}"));
+                }
+            }
+            t.add_row(vec![
+                Cell::new(v.violation.rule.id()),
+                Cell::new(&v.product),
+                Cell::new(v.violation.property.as_deref().unwrap_or("-")),
+                Cell::new(at),
+                Cell::new(&v.violation.message),
+            ]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    out.push_str(&format!(
+        "policy `{}`: {} products, {} violations\n",
+        file.display(),
+        r.products,
+        r.violations.len()
+    ));
+    out
 }

@@ -437,18 +437,8 @@ impl Mesh {
         validate_identifier(&file.mesh.name.replace('-', "_"))
             .map_err(|e| Error::Config(format!("{origin}: mesh name: {e}")))?;
         let pii_salt = salt.or(file.mesh.pii_salt.clone()).unwrap_or_default();
-        let (policy, policy_path) = match &file.mesh.policy {
-            Some(rel) => {
-                let path = root.join(rel);
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    Error::Config(format!(
-                        "{origin}: cannot read policy `{}`: {e}",
-                        path.display()
-                    ))
-                })?;
-                let policy = Policy::from_yaml(&text, &path.display().to_string())?;
-                (Some(policy), Some(path))
-            }
+        let (policy, policy_path) = match load_policy(&file, origin, root)? {
+            Some((policy, path)) => (Some(policy), Some(path)),
             None => (None, None),
         };
         let loader = Loader {
@@ -548,6 +538,18 @@ impl Mesh {
         })
     }
 
+    /// The policy a mesh file names, and its path, without loading the rest of the mesh (for
+    /// tools that work on contracts alone).
+    pub fn policy_of(path: &Path) -> Result<Option<(Policy, PathBuf)>> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read mesh file `{origin}`: {e}")))?;
+        let file: MeshFile =
+            toml::from_str(&text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        load_policy(&file, &origin, &root)
+    }
+
     /// The domain that owns a bucket.
     pub fn domain_of_bucket(&self, bucket: &str) -> Option<&Domain> {
         self.domains.iter().find(|d| d.bucket == bucket)
@@ -592,6 +594,22 @@ impl Mesh {
             .get(name)
             .ok_or_else(|| Error::Config(format!("no environment `{name}` in the mesh file")))
     }
+}
+
+/// The policy file a mesh file names, read and validated.
+fn load_policy(file: &MeshFile, origin: &str, root: &Path) -> Result<Option<(Policy, PathBuf)>> {
+    let Some(rel) = &file.mesh.policy else {
+        return Ok(None);
+    };
+    let path = root.join(rel);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::Config(format!(
+            "{origin}: cannot read policy `{}`: {e}",
+            path.display()
+        ))
+    })?;
+    let policy = Policy::from_yaml(&text, &path.display().to_string())?;
+    Ok(Some((policy, path)))
 }
 
 /// What every product of a mesh file is loaded with.
