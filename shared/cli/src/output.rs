@@ -159,7 +159,7 @@ pub fn contract_diff(r: &DiffReport) -> String {
                 Cell::new(if c.breaking { "yes" } else { "no" }),
                 Cell::new(c.kind.label()),
                 Cell::new(&c.path),
-                Cell::new(format!("{} → {}", short(&c.old), short(&c.new))),
+                Cell::new(old_to_new(&c.old, &c.new)),
                 right(line),
                 Cell::new(&c.note),
             ]);
@@ -196,7 +196,27 @@ pub fn contract_diff(r: &DiffReport) -> String {
     out
 }
 
-/// A value in a table cell: text as is, absent as `-`, others as compact JSON, cut at 48
+/// `old → new`; two lists holding different values as what left and what came (`-cancelled
+/// +refunded`), lists in another order in full.
+fn old_to_new(old: &Value, new: &Value) -> String {
+    if let (Value::Array(a), Value::Array(b)) = (old, new) {
+        let gone = a
+            .iter()
+            .filter(|v| !b.contains(v))
+            .map(|v| format!("-{}", short(v)));
+        let came = b
+            .iter()
+            .filter(|v| !a.contains(v))
+            .map(|v| format!("+{}", short(v)));
+        let changes: Vec<String> = gone.chain(came).collect();
+        if !changes.is_empty() {
+            return changes.join(" ");
+        }
+    }
+    format!("{} → {}", short(old), short(new))
+}
+
+/// A value in a table cell: text as is, absent as `-`, others as compact JSON, cut at 32
 /// characters.
 fn short(v: &Value) -> String {
     let text = match v {
@@ -204,8 +224,8 @@ fn short(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    if text.chars().count() > 48 {
-        format!("{}…", text.chars().take(47).collect::<String>())
+    if text.chars().count() > 32 {
+        format!("{}…", text.chars().take(31).collect::<String>())
     } else {
         text
     }
@@ -259,11 +279,12 @@ pub fn policy(r: &PolicyReport) -> String {
         }
         out.push_str(&format!("{t}\n"));
     }
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     out.push_str(&format!(
-        "policy `{}`: {} products, {} violations\n",
+        "policy `{}`: {}, {}\n",
         file.display(),
-        r.products,
-        r.violations.len()
+        plural(r.products, "product"),
+        plural(r.violations.len(), "violation")
     ));
     out
 }

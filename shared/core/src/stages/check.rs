@@ -1,7 +1,7 @@
 //! contract-check: the product's contract decides between publishing and quarantine.
 //!
-//! Personal data is masked first (as the recipe says; columns classified `pii` without a recipe
-//! entry are hashed), so the checks see exactly what would be published. The cleaned object is
+//! Personal data is masked first (as the recipe and the organisation policy say, see
+//! [`crate::policy`]), so the checks see exactly what would be published. The cleaned object is
 //! read twice: once to run every check, and, only if all pass, once to write the product's
 //! partitioned files and commit them. A failed contract moves the data to quarantine next to a
 //! JSON report and emits `ContractViolated`; a pass emits `DataProductPublished`.
