@@ -23,4 +23,6 @@ mod interop;
 #[cfg(test)]
 mod lint;
 #[cfg(test)]
+mod quality;
+#[cfg(test)]
 mod run;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use tessera_cli::{commands, output};
+use tessera_cli::{commands, output, quality};
 use tessera_core::Context;
 use tessera_core::mesh::Mesh;
 
@@ -87,6 +87,28 @@ enum Command {
         #[command(subcommand)]
         command: InfraCommand,
     },
+    /// Service levels of the products, from their records.
+    Sla {
+        #[command(subcommand)]
+        command: SlaCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SlaCommand {
+    /// Evaluate every product's `slaProperties` (latency, freshness, frequency,
+    /// timeOfAvailability, retention); exits non-zero when one is breached.
+    Check {
+        /// Print the reports as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Announce each breach on the environment's bus as `SlaBreached`.
+        #[arg(long)]
+        emit: bool,
+        /// Evaluate as of this time (RFC 3339) instead of now.
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +173,24 @@ enum ContractCommand {
         /// Print one JSON document (changes, verdict, publishers, consumers).
         #[arg(long)]
         json: bool,
+    },
+    /// Run a contract's checks on data: CSV, NDJSON or Parquet files, folders of them, or an
+    /// `s3://bucket/prefix` of the environment's storage. Exits non-zero when a check fails.
+    Test {
+        /// The contract.
+        contract: PathBuf,
+        /// Files, folders or `s3://bucket/prefix`.
+        #[arg(required = true)]
+        data: Vec<String>,
+        /// The schema object to test against (default: the contract's first).
+        #[arg(long)]
+        object: Option<String>,
+        /// Report format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: quality::ReportFormat,
+        /// Write the report to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -233,6 +273,41 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         .environment
         .clone()
         .unwrap_or_else(|| mesh.default_environment.clone());
+    if let Command::Contract {
+        command:
+            ContractCommand::Test {
+                contract,
+                data,
+                object,
+                format,
+                output,
+            },
+    } = &cli.command
+    {
+        let scratch = tempfile::tempdir()?;
+        let ctx = if data.iter().any(|d| d.starts_with("s3://")) {
+            Some(context(Arc::clone(&mesh), &env, cli.warehouse.as_deref()).await?)
+        } else {
+            None
+        };
+        let files = quality::data_files(data, ctx.as_ref(), scratch.path()).await?;
+        let report = quality::contract_test(contract, object.as_deref(), &files).await?;
+        let text = match format {
+            quality::ReportFormat::Text => quality::contract_test_text(&report),
+            quality::ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+            quality::ReportFormat::Junit => report.junit(),
+        };
+        match output {
+            Some(path) => std::fs::write(path, text)
+                .with_context(|| format!("writing `{}`", path.display()))?,
+            None => print!("{text}"),
+        }
+        return Ok(if report.passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     match cli.command {
         Command::Run { json } => {
             let emb = commands::embedded(mesh, &env, cli.warehouse.as_deref())?;
@@ -287,6 +362,24 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 println!("{}", output::catalog(&entries));
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Sla {
+            command: SlaCommand::Check { json, emit, at },
+        } => {
+            let ctx = context(mesh, &env, cli.warehouse.as_deref()).await?;
+            let reports =
+                quality::sla_check(&ctx, at.unwrap_or_else(chrono::Utc::now), emit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                print!("{}", quality::sla_text(&reports));
+            }
+            let breached = reports.iter().any(|r| r.breached().next().is_some());
+            Ok(if breached {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Contract { .. } | Command::Infra { .. } | Command::Policy { .. } => {
             Ok(ExitCode::SUCCESS)

@@ -235,11 +235,23 @@ pub async fn test_files(
                     }
                     Err(e) => return Err(e),
                 };
-                if run.status == RunStatus::Quarantined || run.outputs.is_empty() {
-                    let why = run.notes.join("; ");
+                let staged = run
+                    .outputs
+                    .iter()
+                    .find(|k| k.starts_with("staged/"))
+                    .cloned();
+                let Some(staged) = staged.filter(|_| run.status != RunStatus::Quarantined) else {
+                    let why = if run.quarantined > 0 {
+                        format!(
+                            "no row could be typed: {}",
+                            quarantine_reasons(ctx, &run.outputs).await?
+                        )
+                    } else {
+                        run.notes.join("; ")
+                    };
                     tested.push(whole_file_refused(file, format, product, &why));
                     continue;
-                }
+                };
                 if run.quarantined > 0 {
                     let reasons = quarantine_reasons(ctx, &run.outputs).await?;
                     refused = Some(CheckResult {
@@ -254,7 +266,7 @@ pub async fn test_files(
                         detail: Some(reasons),
                     });
                 }
-                run.outputs[0].clone()
+                staged
             }
         };
         let mut checker = Checker::new(product.schema())?;
