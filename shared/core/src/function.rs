@@ -174,26 +174,7 @@ pub mod stage {
             ctx: &Context,
             trigger: Trigger,
         ) -> Option<Result<Vec<RunRecord>, FunctionError>> {
-            let Trigger::Object(object) = trigger else {
-                return None;
-            };
-            Some(
-                async {
-                    let (bucket, key, version) = object_input(ctx, &object).await?;
-                    let result = stages::ingest::run(ctx, bucket, &key, &version).await;
-                    object_outcome(
-                        ctx,
-                        Self::FUNCTION,
-                        Zone::Raw,
-                        bucket,
-                        &key,
-                        &version,
-                        result,
-                    )
-                    .await
-                }
-                .await,
-            )
+            on_object(ctx, Self::FUNCTION, Zone::Raw, trigger, stages::ingest::run).await
         }
     }
 
@@ -203,26 +184,14 @@ pub mod stage {
             ctx: &Context,
             trigger: Trigger,
         ) -> Option<Result<Vec<RunRecord>, FunctionError>> {
-            let Trigger::Object(object) = trigger else {
-                return None;
-            };
-            Some(
-                async {
-                    let (bucket, key, version) = object_input(ctx, &object).await?;
-                    let result = stages::clean::run(ctx, bucket, &key, &version).await;
-                    object_outcome(
-                        ctx,
-                        Self::FUNCTION,
-                        Zone::Staged,
-                        bucket,
-                        &key,
-                        &version,
-                        result,
-                    )
-                    .await
-                }
-                .await,
+            on_object(
+                ctx,
+                Self::FUNCTION,
+                Zone::Staged,
+                trigger,
+                stages::clean::run,
             )
+            .await
         }
     }
 
@@ -232,26 +201,14 @@ pub mod stage {
             ctx: &Context,
             trigger: Trigger,
         ) -> Option<Result<Vec<RunRecord>, FunctionError>> {
-            let Trigger::Object(object) = trigger else {
-                return None;
-            };
-            Some(
-                async {
-                    let (bucket, key, version) = object_input(ctx, &object).await?;
-                    let result = stages::check::run(ctx, bucket, &key, &version).await;
-                    object_outcome(
-                        ctx,
-                        Self::FUNCTION,
-                        Zone::Clean,
-                        bucket,
-                        &key,
-                        &version,
-                        result,
-                    )
-                    .await
-                }
-                .await,
+            on_object(
+                ctx,
+                Self::FUNCTION,
+                Zone::Clean,
+                trigger,
+                stages::check::run,
             )
+            .await
         }
     }
 
@@ -373,6 +330,31 @@ fn describe(trigger: &Trigger) -> String {
         Trigger::Scheduled { at, .. } => format!("schedule at {at}"),
         Trigger::Other(what) => what.clone(),
     }
+}
+
+/// ingest, clean or contract-check (`run`) on the object a trigger names; `None` for any other
+/// trigger.
+async fn on_object<F>(
+    ctx: &Context,
+    function: Function,
+    zone: Zone,
+    trigger: Trigger,
+    run: F,
+) -> Option<Result<Vec<RunRecord>, FunctionError>>
+where
+    F: AsyncFn(&Context, &str, &str, &str) -> crate::Result<RunRecord>,
+{
+    let Trigger::Object(object) = trigger else {
+        return None;
+    };
+    Some(
+        async {
+            let (bucket, key, version) = object_input(ctx, &object).await?;
+            let result = run(ctx, bucket, &key, &version).await;
+            object_outcome(ctx, function, zone, bucket, &key, &version, result).await
+        }
+        .await,
+    )
 }
 
 /// The input an `Object Created` trigger names: its bucket (one of the mesh's), its decoded key

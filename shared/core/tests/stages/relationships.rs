@@ -1,8 +1,7 @@
 //! contract-check checks `relationships`: foreign keys into another domain's published product,
 //! found through the catalog; a target not published yet is reported, never passed.
 
-use serde_json::Value;
-use tessera_core::runs::{RunRecord, RunStatus};
+use tessera_core::runs::RunStatus;
 use tessera_core::stages;
 
 use crate::support::{Fx, VERSION};
@@ -83,24 +82,6 @@ async fn publish_customers(fx: &Fx, csv: &str) {
     stages::register::run(ctx, &published).await.unwrap();
 }
 
-/// The foreign key check in the report the run wrote.
-async fn fk_check(fx: &Fx, run: &RunRecord) -> Value {
-    let key = run
-        .outputs
-        .iter()
-        .find(|k| k.ends_with("report.json"))
-        .cloned()
-        .unwrap_or_else(|| format!("products/orders/_reports/{}.json", run.run_id));
-    let report = fx.json(&key).await;
-    report["report"]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "customer_id.foreignKey")
-        .unwrap_or_else(|| panic!("no foreign key check in {report}"))
-        .clone()
-}
-
 #[tokio::test]
 async fn a_foreign_key_into_another_domain_is_checked_through_the_catalog() {
     let fx = fx();
@@ -109,7 +90,7 @@ async fn a_foreign_key_into_another_domain_is_checked_through_the_catalog() {
         .publish("raw/orders/a.csv", "order_id,customer_id\nO-1,C-1\n")
         .await;
     assert_eq!(run.status, RunStatus::Published, "{run:#?}");
-    let c = fk_check(&fx, &run).await;
+    let c = fx.check(&run, "customer_id.foreignKey").await;
     assert_eq!(c["status"], "not_executed", "{c}");
     assert!(
         c["detail"].as_str().unwrap().contains("crm_db.customers"),
@@ -126,7 +107,7 @@ async fn a_foreign_key_into_another_domain_is_checked_through_the_catalog() {
         )
         .await;
     assert_eq!(run.status, RunStatus::Published, "{run:#?}");
-    let c = fk_check(&fx, &run).await;
+    let c = fx.check(&run, "customer_id.foreignKey").await;
     assert_eq!(
         (&c["status"], &c["observed"]),
         (&"passed".into(), &0.0.into()),
@@ -141,7 +122,7 @@ async fn a_foreign_key_into_another_domain_is_checked_through_the_catalog() {
         )
         .await;
     assert_eq!(run.status, RunStatus::Quarantined, "{run:#?}");
-    let c = fk_check(&fx, &run).await;
+    let c = fx.check(&run, "customer_id.foreignKey").await;
     assert_eq!(
         (&c["status"], &c["observed"]),
         (&"failed".into(), &2.0.into()),

@@ -2,9 +2,9 @@
 //! it would be published (masked), with `${object}` and `${property}` naming the table and the
 //! column; a failing rule refuses the version, and a rule that cannot run fails, never passes.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tessera_core::events::CONTRACT_VIOLATED;
-use tessera_core::runs::{RunRecord, RunStatus};
+use tessera_core::runs::RunStatus;
 
 use crate::support::{Fx, ORDERS_CONTRACT, ORDERS_CSV};
 
@@ -32,23 +32,6 @@ fn fx(object_rules: &str) -> Fx {
     )
 }
 
-/// The check named `name` in the report the run wrote (the published one or the refusal's).
-async fn check(fx: &Fx, run: &RunRecord, name: &str) -> Value {
-    let key = run
-        .outputs
-        .iter()
-        .find(|k| k.ends_with("report.json"))
-        .cloned()
-        .unwrap_or_else(|| format!("products/orders/_reports/{}.json", run.run_id));
-    let report = fx.json(&key).await;
-    let checks = report["report"]["checks"].as_array().expect("checks");
-    checks
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check `{name}` in {report}"))
-        .clone()
-}
-
 #[tokio::test]
 async fn sql_rules_run_on_the_masked_data_and_pass() {
     let fx = fx("      - type: sql\n        name: no_free_orders\n\
@@ -67,7 +50,7 @@ async fn sql_rules_run_on_the_masked_data_and_pass() {
         ("no_free_orders", 0.0),
         ("revenue_is_real", 18.75),
     ] {
-        let c = check(&fx, &run, name).await;
+        let c = fx.check(&run, name).await;
         assert_eq!(
             (&c["status"], &c["observed"], &c["rule"]),
             (&json!("passed"), &json!(observed), &json!("sql")),
@@ -75,7 +58,7 @@ async fn sql_rules_run_on_the_masked_data_and_pass() {
         );
     }
     assert_eq!(
-        check(&fx, &run, "email_never_published_in_clear").await["property"],
+        fx.check(&run, "email_never_published_in_clear").await["property"],
         "email"
     );
 }
@@ -88,7 +71,7 @@ async fn a_failing_sql_rule_refuses_the_version() {
     let run = fx.publish("raw/orders/day1.csv", ORDERS).await;
     assert_eq!(run.status, RunStatus::Quarantined, "{run:#?}");
     assert_eq!(run.checks.failed, 1);
-    let c = check(&fx, &run, "one_day_only").await;
+    let c = fx.check(&run, "one_day_only").await;
     assert_eq!(
         (&c["status"], &c["observed"], &c["expectation"]),
         (&json!("failed"), &json!(2.0), &json!("= 1"))
@@ -116,7 +99,7 @@ async fn a_sql_rule_that_cannot_run_fails_with_the_reason() {
         ));
         let run = fx.publish("raw/orders/day1.csv", ORDERS).await;
         assert_eq!(run.status, RunStatus::Quarantined, "{query}: {run:#?}");
-        let c = check(&fx, &run, "broken").await;
+        let c = fx.check(&run, "broken").await;
         assert_eq!(c["status"], "failed", "{query}: {c}");
         let detail = c["detail"].as_str().unwrap_or_default();
         assert!(detail.contains(reason), "{query}: {detail}");

@@ -216,6 +216,24 @@ impl Fx {
             .collect()
     }
 
+    /// The check named `name` in the check report a contract-check run of `orders` wrote (the
+    /// published version's, or the refusal's).
+    pub async fn check(&self, run: &RunRecord, name: &str) -> Value {
+        let key = run
+            .outputs
+            .iter()
+            .find(|k| k.ends_with("report.json"))
+            .cloned()
+            .unwrap_or_else(|| format!("products/orders/_reports/{}.json", run.run_id));
+        let report = self.json(&key).await;
+        let checks = report["report"]["checks"].as_array().expect("checks");
+        checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no check `{name}` in {report}"))
+            .clone()
+    }
+
     /// Drains the in-process bus and keeps the events of one detail type.
     pub fn events(&self, detail_type: &str) -> Vec<BusEvent> {
         std::iter::from_fn(|| self.emb.bus.pop())
