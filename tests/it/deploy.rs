@@ -23,9 +23,11 @@
 //! the real state is read back through S3, SQS, EventBridge, Glue and Athena and compared with the
 //! template's properties: buckets (encryption, versioning, public access block, ownership,
 //! logging, lifecycle, EventBridge notifications, policy, tags), queues (key, retention, policy),
-//! the product bus and every rule (pattern, targets with retry policy and dead-letter queue), the
-//! Glue database and tables (as catalog-register reads them), the catalog's encryption and the
-//! Athena workgroup.
+//! the product bus and every rule (pattern or schedule, targets with retry policy, dead-letter
+//! queue and input transformer), the Glue database and tables (as catalog-register reads them),
+//! the catalog's encryption and the Athena workgroup. The service-level check's input
+//! transformer, as moto stored it, also runs through moto's EventBridge on a scheduled event,
+//! and what comes out is an event catalog-register reads as the schedule of its domain.
 //!
 //! No Lambda code runs on an emulator: the functions' code and the mesh layer are placeholder
 //! zips uploaded to an artifacts bucket first (the real zips come from `cargo lambda build`).
@@ -96,6 +98,12 @@ const REWRITTEN_FOR_THE_EMULATOR: &[&str] = &[
 const NOT_CHECKED: &[&str] = &[
     "AWS::Lambda::Function: Architectures (arm64 becomes x86_64), Layers, KmsKeyArn, \
      TracingConfig, LoggingConfig, ReservedConcurrentExecutions",
+    "AWS::Events::Rule with a ScheduleExpression: moto stores the schedule (read back with the \
+     rule) but never fires it, and matches a rule without a pattern to every event of its bus: \
+     S3's events reach it, and moto, which cannot deliver to a function, then stops handing that \
+     event to the bus's later rules (the probe rule is created before the stacks, and the test \
+     puts no event on the default bus); the target's input transformer runs on a scheduled \
+     event the test sends through a rule of its own",
     "AWS::Logs::LogGroup: KmsKeyId",
     "AWS::KMS::Key and AWS::KMS::Alias, AWS::IAM::Role and AWS::IAM::Policy, \
      AWS::Lambda::Permission and AWS::Lambda::LayerVersion: created, not read back",
@@ -192,6 +200,8 @@ async fn the_stacks_deploy_on_the_emulator() {
         athena: aws_sdk_athena::Client::new(&sdk),
         probe_queue: String::new(),
     };
+    // Before the stacks: moto hands an S3 event to the default bus's rules in the order they
+    // were made, and stops at the first it cannot deliver (a schedule rule's function).
     aws.probe_queue = probe_rule(&aws).await;
 
     // The templates, for code uploaded as zips, the domain stacks expanded from SAM.
@@ -326,6 +336,11 @@ async fn the_stacks_deploy_on_the_emulator() {
                 stack.name
             );
         }
+    }
+    // The service-level check's schedule hands catalog-register its domain.
+    for (domain, stack) in mesh.domains.iter().zip(&deployed[1..]) {
+        let resolver = Resolver::new(stack, &exports, &region, &account);
+        check_scheduled_input(&aws, stack, &resolver, &domain.name).await;
     }
     // Each domain's tables are what catalog-register reads and writes.
     let catalog = tessera_aws::glue::GlueCatalog::new(
@@ -1946,18 +1961,26 @@ async fn check_rules(aws: &Aws, stack: &Deployed, resolver: &Resolver<'_>) {
                 if let Some(dlq) = t.dead_letter_config() {
                     target.insert("DeadLetterConfig".into(), json!({ "Arn": dlq.arn() }));
                 }
+                if let Some(input) = t.input_transformer() {
+                    target.insert("InputTransformer".into(), input_transformer(input));
+                }
                 Value::Object(target)
             })
             .collect();
-        let state = json!({
-            "Name": rule.name(),
-            "Description": rule.description(),
-            "EventBusName": rule.event_bus_name(),
-            "EventPattern": serde_json::from_str::<Value>(rule.event_pattern().unwrap()).unwrap(),
-            "State": rule.state().map(|s| s.as_str()),
-            "Targets": targets,
-        });
-        assert_eq!(state, p, "{}: {id}", stack.name);
+        let mut state = Map::new();
+        state.insert("Name".into(), json!(rule.name()));
+        state.insert("Description".into(), json!(rule.description()));
+        state.insert("EventBusName".into(), json!(rule.event_bus_name()));
+        if let Some(pattern) = rule.event_pattern() {
+            let pattern: Value = serde_json::from_str(pattern).unwrap();
+            state.insert("EventPattern".into(), pattern);
+        }
+        if let Some(schedule) = rule.schedule_expression() {
+            state.insert("ScheduleExpression".into(), json!(schedule));
+        }
+        state.insert("State".into(), json!(rule.state().map(|s| s.as_str())));
+        state.insert("Targets".into(), json!(targets));
+        assert_eq!(Value::Object(state), p, "{}: {id}", stack.name);
         // Every target has its dead-letter queue: the rule's events are never lost silently.
         assert!(
             p["Targets"]
@@ -1967,6 +1990,171 @@ async fn check_rules(aws: &Aws, stack: &Deployed, resolver: &Resolver<'_>) {
                 .all(|t| t["DeadLetterConfig"]["Arn"].is_string())
         );
     }
+}
+
+fn input_transformer(input: &aws_sdk_eventbridge::types::InputTransformer) -> Value {
+    let mut out = Map::new();
+    if let Some(paths) = input.input_paths_map() {
+        out.insert("InputPathsMap".into(), json!(paths));
+    }
+    out.insert("InputTemplate".into(), json!(input.input_template()));
+    Value::Object(out)
+}
+
+/// The input transformer of each scheduled rule of the stack, as moto stored it, applied by
+/// moto's EventBridge to a `Scheduled Event` like the ones the schedule sends (an empty detail,
+/// the rule in `resources`): the event reaches a queue through a rule of the test's own bus with
+/// that transformer (moto runs no schedule, and delivers to no Lambda function), and
+/// catalog-register reads it as the scheduled check of `domain`, in the shape of
+/// `events/scheduled-sla-check.json`.
+async fn check_scheduled_input(aws: &Aws, stack: &Deployed, resolver: &Resolver<'_>, domain: &str) {
+    use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
+    use tessera_core::function::{Trigger, triggers};
+
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("events/scheduled-sla-check.json")).unwrap(),
+    )
+    .unwrap();
+    let time: chrono::DateTime<chrono::Utc> = fixture["time"].as_str().unwrap().parse().unwrap();
+    let bus = "tessera-deploy-test-schedule";
+    let mut checked = 0;
+    for (id, r) in stack.of_type("AWS::Events::Rule") {
+        if r["Properties"]["ScheduleExpression"].is_null() {
+            continue;
+        }
+        let name = resolver.physical(id);
+        let arn = resolver.attribute(id, "Arn");
+        let deployed = aws
+            .events
+            .list_targets_by_rule()
+            .rule(name)
+            .send()
+            .await
+            .unwrap();
+        let [target] = deployed.targets() else {
+            panic!("{}: {id}: one target expected", stack.name);
+        };
+        let transformer = target
+            .input_transformer()
+            .unwrap_or_else(|| panic!("{}: {id}: no input transformer", stack.name))
+            .clone();
+
+        // The test's bus, a queue, and a rule passing scheduled events through the transformer.
+        if aws
+            .events
+            .describe_event_bus()
+            .name(bus)
+            .send()
+            .await
+            .is_err()
+        {
+            aws.events
+                .create_event_bus()
+                .name(bus)
+                .send()
+                .await
+                .unwrap();
+        }
+        let queue = aws
+            .sqs
+            .create_queue()
+            .queue_name(format!("tessera-deploy-test-{name}"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_owned();
+        let queue_arn = aws
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&queue)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes()
+            .unwrap()[&QueueAttributeName::QueueArn]
+            .clone();
+        let probe = format!("tessera-deploy-test-{name}");
+        aws.events
+            .put_rule()
+            .name(&probe)
+            .event_bus_name(bus)
+            .event_pattern(json!({ "resources": [arn] }).to_string())
+            .send()
+            .await
+            .unwrap();
+        aws.events
+            .put_targets()
+            .rule(&probe)
+            .event_bus_name(bus)
+            .targets(
+                Target::builder()
+                    .id("queue")
+                    .arn(queue_arn)
+                    .input_transformer(transformer)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let put = aws
+            .events
+            .put_events()
+            .entries(
+                PutEventsRequestEntry::builder()
+                    .event_bus_name(bus)
+                    .source(fixture["source"].as_str().unwrap())
+                    .detail_type(fixture["detail-type"].as_str().unwrap())
+                    .detail("{}")
+                    .resources(&arn)
+                    .time(aws_sdk_eventbridge::primitives::DateTime::from_secs(
+                        time.timestamp(),
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.failed_entry_count(), 0, "{put:?}");
+        let received = aws
+            .sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let [message] = received.messages() else {
+            panic!("{}: {id}: one event expected: {received:?}", stack.name);
+        };
+        let input: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(
+            keys(&input),
+            keys(&fixture),
+            "{}: {id}: {input}",
+            stack.name
+        );
+        assert_eq!(input["resources"], json!([arn]), "{input}");
+        assert_eq!(input["detail"], json!({ "domain": domain }), "{input}");
+        for field in ["version", "source", "detail-type", "time", "region"] {
+            assert_eq!(
+                input[field], fixture[field],
+                "{}: {id}: {field}",
+                stack.name
+            );
+        }
+        let parsed = triggers(&input).unwrap();
+        let [Trigger::Scheduled { at, domain: named }] = parsed.as_slice() else {
+            panic!("{}: {id}: not a scheduled check: {input}", stack.name);
+        };
+        assert_eq!((*at, named.as_deref()), (time, Some(domain)));
+        checked += 1;
+    }
+    assert_eq!(checked, 1, "{}: one scheduled rule", stack.name);
 }
 
 async fn check_glue(aws: &Aws, stack: &Deployed, resolver: &Resolver<'_>) {

@@ -7,11 +7,22 @@
 //! | clean | `staged/*` | `clean/*`, `quarantine/*`, `runs/*` | |
 //! | contract-check | `clean/*`, its products' commit logs | its products, `quarantine/*`, `runs/*` | `PutEvents` |
 //! | aggregate | its inputs (the parents), its aggregations' commit logs | its aggregations, `quarantine/*`, `runs/*` | `PutEvents` |
-//! | catalog-register | nothing | `quarantine/*`, `runs/*` | the domain's Glue database |
+//! | catalog-register | its products' commit logs, its source products' clean and ingest run records | `quarantine/*`, `runs/*` | the domain's Glue database; `PutEvents` (`SlaBreached`) |
 //!
 //! Every function also writes its own log group, sends to its own failure queue, puts X-Ray
 //! traces, and uses the domain's key. Nothing allows a delete. `products/` is narrowed to the
 //! products a stage publishes or reads, named from the mesh.
+//!
+//! catalog-register's reads are for the scheduled service-level check
+//! ([`tessera_core::sla::scheduled_check`]): it reads every product's commit log
+//! (`products/<p>/_commits/`), and for the latency of a source product follows each version back
+//! through the run records of clean and ingest (`runs/<p>/clean/`, `runs/<p>/ingest/`); it writes
+//! its own run record per product under `runs/<p>/sla-check/` (within `runs/*`). It does not
+//! read `raw/`: the check only asks S3 for a raw object's time (`HeadObject`), but IAM has no
+//! action for that alone, and `s3:GetObject` on `raw/` would let the function read the one zone
+//! holding personal data unmasked. Denied, the check takes the time ingest started on the file
+//! instead, which is later than the landing by EventBridge's delivery (and by its retries
+//! when ingest failed first): latency is then measured from ingest's start.
 
 use serde_json::{Value, json};
 use tessera_core::events::{CONTRACT_VIOLATED, PRODUCT_PUBLISHED, TESSERA_SOURCE};
@@ -19,6 +30,7 @@ use tessera_core::keys::Zone;
 use tessera_core::mesh::{Domain, Mesh, ProductKind};
 use tessera_core::publish::{commits_prefix, product_prefix};
 use tessera_core::routing::Function;
+use tessera_core::sla::SLA_BREACHED;
 
 use crate::cfn::{Statement, glue_arn, import, s3_arn, sub};
 use crate::names::domain_export;
@@ -82,8 +94,8 @@ pub struct Access {
     pub writes: Vec<String>,
     /// Prefixes it lists in its domain's bucket (`s3:prefix` patterns).
     pub lists: Vec<String>,
-    /// Whether it sends product events to the mesh's bus.
-    pub put_events: bool,
+    /// Detail types of the events it sends to the mesh's bus (always with source `tessera`).
+    pub events: Vec<&'static str>,
     /// Whether it writes the domain's catalog database.
     pub catalog: bool,
     /// Products of other domains it reads.
@@ -100,6 +112,12 @@ fn objects(product: &str) -> String {
 
 fn commit_log(product: &str) -> String {
     format!("{}*", commits_prefix(product))
+}
+
+/// A product's run records of one stage (`runs/<product>/<stage>/*`: stages record under their
+/// function's name).
+fn run_records(product: &str, stage: Function) -> String {
+    format!("{}{product}/{}/*", Zone::Runs.prefix(), stage.name())
 }
 
 /// What `function` of `domain` may do, given the products its aggregations read.
@@ -127,7 +145,7 @@ pub fn access(domain: &Domain, function: Function, inputs: &[ProductRef]) -> Acc
         reads: vec![],
         writes: vec![],
         lists: vec![],
-        put_events: false,
+        events: vec![],
         catalog: false,
         foreign_reads: vec![],
     };
@@ -145,7 +163,7 @@ pub fn access(domain: &Domain, function: Function, inputs: &[ProductRef]) -> Acc
             a.reads.extend(sources.iter().map(|p| commit_log(p)));
             a.lists.extend(sources.iter().map(|p| commit_log(p)));
             a.writes.extend(sources.iter().map(|p| objects(p)));
-            a.put_events = true;
+            a.events = vec![PRODUCT_PUBLISHED, CONTRACT_VIOLATED];
         }
         Function::Aggregate => {
             a.reads.extend(local.iter().map(|p| objects(p)));
@@ -158,9 +176,25 @@ pub fn access(domain: &Domain, function: Function, inputs: &[ProductRef]) -> Acc
                 .filter(|i| i.domain != domain.name)
                 .cloned()
                 .collect();
-            a.put_events = true;
+            a.events = vec![PRODUCT_PUBLISHED, CONTRACT_VIOLATED];
         }
-        Function::CatalogRegister => a.catalog = true,
+        Function::CatalogRegister => {
+            a.catalog = true;
+            // The scheduled service-level check: every product's commit log (an aggregation's
+            // versions point at its parent's commits, a product of the domain too), and for a
+            // source product the records of clean and ingest that lead back to its raw file.
+            for p in &domain.products {
+                a.reads.push(commit_log(&p.name));
+                a.lists.push(commit_log(&p.name));
+            }
+            for p in &sources {
+                for stage in [Function::Clean, Function::Ingest] {
+                    a.reads.push(run_records(p, stage));
+                    a.lists.push(run_records(p, stage));
+                }
+            }
+            a.events = vec![SLA_BREACHED];
+        }
     }
     a.writes.extend(records);
     for list in [&mut a.reads, &mut a.writes, &mut a.lists] {
@@ -234,7 +268,7 @@ impl Access {
                     .collect(),
             ));
         }
-        if self.put_events {
+        if !self.events.is_empty() {
             s.push(
                 Statement::allow(
                     "PublishProductEvents",
@@ -244,7 +278,7 @@ impl Access {
                 .when(json!({
                     "StringEquals": {
                         "events:source": [TESSERA_SOURCE],
-                        "events:detail-type": [PRODUCT_PUBLISHED, CONTRACT_VIOLATED],
+                        "events:detail-type": self.events,
                     }
                 })),
             );
@@ -347,7 +381,8 @@ mod tests {
         let a = access(sales, Function::ContractCheck, &inputs);
         assert_eq!(a.reads, ["clean/*", "products/orders/_commits/*"]);
         assert_eq!(a.writes, ["products/orders/*", "quarantine/*", "runs/*"]);
-        assert!(a.put_events && !a.catalog);
+        assert_eq!(a.events, [PRODUCT_PUBLISHED, CONTRACT_VIOLATED]);
+        assert!(!a.catalog);
         let a = access(sales, Function::Aggregate, &inputs);
         assert_eq!(
             a.reads,
@@ -359,7 +394,44 @@ mod tests {
         );
         assert!(a.foreign_reads.is_empty());
         let a = access(sales, Function::CatalogRegister, &inputs);
-        assert!(a.reads.is_empty() && a.catalog && !a.put_events);
+        assert!(a.catalog);
+        assert_eq!(a.writes, ["quarantine/*", "runs/*"]);
+        assert_eq!(a.events, [SLA_BREACHED]);
+    }
+
+    #[test]
+    fn catalog_register_reads_what_the_service_level_check_reads() {
+        let mesh = sample();
+        let sales = mesh.domain("sales").unwrap();
+        let a = access(sales, Function::CatalogRegister, &aggregation_inputs(sales));
+        let expected = [
+            "products/daily_revenue/_commits/*",
+            "products/orders/_commits/*",
+            "runs/orders/clean/*",
+            "runs/orders/ingest/*",
+        ];
+        // The prefixes the check lists are exactly those it reads (`runs::history`,
+        // `publish::commits`); never a product's data, a raw file or another stage's records.
+        assert_eq!(a.reads, expected);
+        assert_eq!(a.lists, expected);
+        assert_eq!(
+            commit_log("orders"),
+            format!("{}*", tessera_core::publish::commits_prefix("orders"))
+        );
+        assert!(
+            tessera_core::keys::run_key("orders", "clean", "r")
+                .starts_with(run_records("orders", Function::Clean).trim_end_matches('*'))
+        );
+        let customers = mesh.domain("customers").unwrap();
+        let a = access(customers, Function::CatalogRegister, &[]);
+        assert_eq!(
+            a.reads,
+            [
+                "products/customers/_commits/*",
+                "runs/customers/clean/*",
+                "runs/customers/ingest/*"
+            ]
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //!   workgroup and its results bucket, Glue Data Catalog encryption;
 //! * one **domain stack** per domain ([`domain`], SAM): its key and bucket, the five functions
 //!   with one role each ([`access`]: least privilege per stage), one EventBridge rule per
-//!   routing rule of [`tessera_core::routing::rules`], and the Glue database and tables
-//!   ([`glue`]: the tables catalog-register writes);
+//!   routing rule of [`tessera_core::routing::rules`], the hourly schedule of the service-level
+//!   check, and the Glue database and tables ([`glue`]: the tables catalog-register writes);
 //! * the **mesh layer**: the mesh file and its contracts, which every function loads from
 //!   `/opt`.
 //!

@@ -45,8 +45,14 @@ pub fn function_name(mesh: &str, domain: &str, function: Function) -> Result<Str
 
 /// EventBridge rule name: `tessera-<mesh>-<domain>-<rule>`, as `tessera dev` names it.
 pub fn rule_name(mesh: &str, domain: &str, rule: &Rule) -> Result<String> {
+    domain_rule_name(mesh, domain, rule.name)
+}
+
+/// Name of a domain's EventBridge rule that is not a routing rule (the service-level check's
+/// schedule): `tessera-<mesh>-<domain>-<name>`, like the others.
+pub fn domain_rule_name(mesh: &str, domain: &str, name: &str) -> Result<String> {
     bounded(
-        format!("{}-{}", domain_prefix(mesh, domain), rule.name),
+        format!("{}-{name}", domain_prefix(mesh, domain)),
         MAX_RULE_NAME,
         "rule",
     )

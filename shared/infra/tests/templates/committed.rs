@@ -5,12 +5,15 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use tessera_core::catalog::{Column, hive};
+use tessera_core::function::{Trigger, triggers};
 use tessera_core::mesh::Mesh;
 use tessera_core::publish::product_prefix;
 use tessera_core::routing;
+use tessera_core::sla::SLA_BREACHED;
 use tessera_core::stages::register::table_for;
 use tessera_core::storage::s3_url;
 use tessera_infra::access::XRAY_ACTIONS;
+use tessera_infra::domain::{SLA_CHECK_RULE, SLA_CHECK_SCHEDULE};
 use tessera_infra::{Options, Stacks, generated_files, synth};
 
 const REGENERATE: &str =
@@ -803,9 +806,10 @@ fn controls_checkov_does_not_check() {
     // Every resource type the checks look at is there to be checked.
     let sales = &stacks[1].template;
     assert_eq!(of_type(sales, "AWS::S3::Bucket").count(), 2);
+    // The routing rules and the service-level check's schedule.
     assert_eq!(
         of_type(sales, "AWS::Events::Rule").count(),
-        routing::rules().len()
+        routing::rules().len() + 1
     );
     assert_eq!(of_type(sales, "AWS::Serverless::Function").count(), 5);
 
@@ -831,9 +835,9 @@ fn controls_checkov_does_not_check() {
     broken[0].template["Resources"]["GlueCatalogEncryption"]["Properties"]["DataCatalogEncryptionSettings"]
         ["EncryptionAtRest"]["CatalogEncryptionMode"] = json!("DISABLED");
     let found = controls(&broken, &mesh);
-    // Bucket encryption, TLS, the rule without a DLQ, the five other rules whose DLQ is now
-    // unencrypted, tracing, rotation, two tags, the catalog.
-    assert_eq!(found.len(), 13, "{found:#?}");
+    // Bucket encryption, TLS, the rule without a DLQ, the six other rules (five routing rules
+    // and the schedule) whose DLQ is now unencrypted, tracing, rotation, two tags, the catalog.
+    assert_eq!(found.len(), 14, "{found:#?}");
 }
 
 #[test]
@@ -847,6 +851,7 @@ fn rules_are_the_routing_rules_narrowed_to_the_domain() {
             .unwrap()
             .template;
         let deployed: Vec<&Value> = of_type(t, "AWS::Events::Rule")
+            .filter(|(id, _)| *id != SLA_CHECK_RULE)
             .map(|(_, r)| &r["Properties"])
             .collect();
         assert_eq!(deployed.len(), routing::rules().len());
@@ -878,6 +883,212 @@ fn rules_are_the_routing_rules_narrowed_to_the_domain() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scheduled service-level check.
+
+/// What EventBridge hands a target with this input transformer for `event`: each placeholder
+/// of `InputTemplate` replaced by the value its `InputPathsMap` path selects, a string as its
+/// text (the template quotes it), anything else as JSON. Paths are `$.<field>`, as the schedule
+/// rule's are.
+fn transform(transformer: &Value, event: &Value) -> Value {
+    let mut text = transformer["InputTemplate"].as_str().unwrap().to_owned();
+    for (name, path) in transformer["InputPathsMap"].as_object().unwrap() {
+        let field = path.as_str().unwrap().strip_prefix("$.").unwrap();
+        assert!(!field.contains('.'), "{path}: only top-level fields here");
+        let value = match &event[field] {
+            Value::String(s) => s.clone(),
+            Value::Null => panic!("the event has no {field}"),
+            other => other.to_string(),
+        };
+        let placeholder = format!("<{name}>");
+        assert!(text.contains(&placeholder), "{placeholder} is never used");
+        text = text.replace(&placeholder, &value);
+    }
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// The sample scheduled event of `events/`, as catalog-register receives it.
+fn scheduled_fixture() -> Value {
+    let path = root().join("events/scheduled-sla-check.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn the_service_level_check_runs_hourly_on_each_domains_catalog_register() {
+    assert_eq!(SLA_CHECK_SCHEDULE, "rate(1 hour)");
+    let mesh = mesh();
+    let stacks = committed();
+    let resolver = Resolver { stacks: &stacks };
+    for domain in &mesh.domains {
+        let stack = resolver.stack(&domain.name);
+        let t = &stack.template;
+        let rule = &t["Resources"][SLA_CHECK_RULE];
+        let p = &rule["Properties"];
+        let name = format!("tessera-{}-{}-sla-check", mesh.name, domain.name);
+        assert_eq!(rule["Type"], "AWS::Events::Rule");
+        assert_eq!(p["Name"], name.as_str());
+        assert_eq!(
+            p["EventBusName"], "default",
+            "schedules run on the default bus"
+        );
+        assert_eq!(p["ScheduleExpression"], SLA_CHECK_SCHEDULE);
+        assert!(p["EventPattern"].is_null());
+        assert_eq!(p["State"], "ENABLED");
+
+        // One target, the domain's catalog-register, retried and dead-lettered as the routing
+        // rules' targets are.
+        let targets = as_list(&p["Targets"]);
+        assert_eq!(targets.len(), 1);
+        let target = targets[0];
+        let function = target["Arn"]["Fn::GetAtt"][0].as_str().unwrap();
+        assert_eq!(
+            t["Resources"][function]["Properties"]["FunctionName"],
+            format!("tessera-{}-{}-catalog-register", mesh.name, domain.name)
+        );
+        let routed = &t["Resources"]["PublishedToCatalogRegisterRule"]["Properties"]["Targets"][0];
+        assert_eq!(target["RetryPolicy"], routed["RetryPolicy"]);
+        assert_eq!(target["DeadLetterConfig"], routed["DeadLetterConfig"]);
+
+        // The rule may invoke the function, and send to the dead-letter queue with the key.
+        let arn = resolver.arn(stack, SLA_CHECK_RULE);
+        assert_eq!(
+            arn,
+            format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}")
+        );
+        let permissions: Vec<&Value> = of_type(t, "AWS::Lambda::Permission")
+            .map(|(_, r)| &r["Properties"])
+            .filter(|p| p["SourceArn"] == json!({"Fn::GetAtt": [SLA_CHECK_RULE, "Arn"]}))
+            .collect();
+        assert_eq!(permissions.len(), 1);
+        assert_eq!(permissions[0]["FunctionName"], target["Arn"]);
+        assert_eq!(permissions[0]["Principal"], "events.amazonaws.com");
+        let queue_policy = &t["Resources"]["EventDeliveryDeadLetterQueuePolicy"]["Properties"];
+        let senders = as_list(&queue_policy["PolicyDocument"]["Statement"])
+            .into_iter()
+            .flat_map(|s| as_list(&s["Condition"]["ArnEquals"]["aws:SourceArn"]))
+            .map(|a| resolver.resolve(stack, a))
+            .collect::<Vec<_>>();
+        assert!(senders.contains(&arn), "{senders:?}");
+        let key_users =
+            as_list(&t["Resources"]["DomainKey"]["Properties"]["KeyPolicy"]["Statement"])
+                .into_iter()
+                .filter(|s| s["Principal"]["Service"] == "events.amazonaws.com")
+                .flat_map(|s| as_list(&s["Condition"]["ArnLike"]["aws:SourceArn"]))
+                .map(|a| resolver.resolve(stack, a))
+                .collect::<Vec<_>>();
+        assert!(key_users.iter().any(|k| glob(k, &arn)), "{key_users:?}");
+
+        // The input: the scheduled event as EventBridge sends it (its detail is empty), turned
+        // into the shape of events/scheduled-sla-check.json with the domain in the detail.
+        let mut expected = scheduled_fixture();
+        expected["resources"] = json!([arn]);
+        expected["detail"] = json!({ "domain": domain.name });
+        let mut sent = expected.clone();
+        sent["detail"] = json!({});
+        let input = transform(&target["InputTransformer"], &sent);
+        assert_eq!(input, expected, "{name}");
+        let parsed = triggers(&input).unwrap();
+        let [Trigger::Scheduled { at, domain: named }] = parsed.as_slice() else {
+            panic!("{name}: not a scheduled trigger: {input}");
+        };
+        assert_eq!(named.as_deref(), Some(domain.name.as_str()));
+        assert_eq!(at.to_rfc3339(), "2024-05-03T06:00:00+00:00");
+    }
+    // The sample event of events/ is exactly what sales' rule delivers.
+    let sales = &resolver.stack("sales").template["Resources"][SLA_CHECK_RULE];
+    let mut sent = scheduled_fixture();
+    sent["detail"] = json!({});
+    assert_eq!(
+        transform(
+            &sales["Properties"]["Targets"][0]["InputTransformer"],
+            &sent
+        ),
+        scheduled_fixture()
+    );
+}
+
+#[test]
+fn catalog_register_may_do_what_the_service_level_check_does() {
+    // The check reads each product's commit log and, for a source product's latency, the run
+    // records of clean and ingest; it writes its run records, and announces breaches. Nothing
+    // else: not a product's data, not raw files (see `tessera_infra::access`).
+    let stacks = committed();
+    let resolver = Resolver { stacks: &stacks };
+    let sales = resolver.stack("sales");
+    let statements = as_list(
+        &sales.template["Resources"]["CatalogRegisterPolicy"]["Properties"]["PolicyDocument"]["Statement"],
+    );
+    let resources_of = |action: &str| -> Vec<String> {
+        statements
+            .iter()
+            .filter(|s| s["Effect"] == "Allow" && strings(&s["Action"]).iter().any(|a| a == action))
+            .flat_map(|s| as_list(&s["Resource"]))
+            .map(|r| resolver.resolve(sales, r))
+            .collect()
+    };
+    let b = "arn:aws:s3:::tessera-sample-sales";
+    let may = |action: &str, key: &str| {
+        resources_of(action)
+            .iter()
+            .any(|r| glob(r, &format!("{b}/{key}")))
+    };
+    for key in [
+        "products/orders/_commits/00000000000000000001.json",
+        "products/daily_revenue/_commits/00000000000000000001.json",
+        "runs/orders/clean/0123456789abcdef.json",
+        "runs/orders/ingest/0123456789abcdef.json",
+    ] {
+        assert!(may("s3:GetObject", key), "{key}");
+    }
+    for key in [
+        "raw/orders/orders-2024-05-01.csv",
+        "products/orders/order_date=2024-05-01/part-0.parquet",
+        "clean/orders/x.parquet",
+        "runs/orders/contract-check/0123456789abcdef.json",
+        "runs/daily_revenue/clean/0123456789abcdef.json",
+    ] {
+        assert!(!may("s3:GetObject", key), "{key}");
+    }
+    assert!(may(
+        "s3:PutObject",
+        "runs/orders/sla-check/0123456789abcdef.json"
+    ));
+    assert!(!may(
+        "s3:PutObject",
+        "products/orders/_commits/00000000000000000002.json"
+    ));
+
+    let list = statements
+        .iter()
+        .find(|s| strings(&s["Action"]) == ["s3:ListBucket"])
+        .unwrap();
+    assert_eq!(resolver.resolve(sales, &list["Resource"]), b);
+    let prefixes = strings(&list["Condition"]["StringLike"]["s3:prefix"]);
+    for prefix in [
+        "products/orders/_commits/",
+        "products/daily_revenue/_commits/",
+        "runs/orders/clean/",
+        "runs/orders/ingest/",
+    ] {
+        assert!(prefixes.iter().any(|p| glob(p, prefix)), "{prefix}");
+    }
+    for prefix in ["raw/orders/", "products/orders/", "runs/"] {
+        assert!(!prefixes.iter().any(|p| glob(p, prefix)), "{prefix}");
+    }
+
+    let publish = statements
+        .iter()
+        .find(|s| strings(&s["Action"]) == ["events:PutEvents"])
+        .unwrap();
+    assert_eq!(
+        resolver.resolve(sales, &publish["Resource"]),
+        format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/tessera-products")
+    );
+    let only = &publish["Condition"]["StringEquals"];
+    assert_eq!(only["events:source"], json!(["tessera"]));
+    assert_eq!(only["events:detail-type"], json!([SLA_BREACHED]));
 }
 
 // ---------------------------------------------------------------------------------------------
