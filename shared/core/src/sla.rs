@@ -359,9 +359,18 @@ async fn latency(
         Ok(d) => d,
         Err(why) => return Ok(not_evaluated("latency", &expectation, &why)),
     };
+    // The run records are read once, however many versions there are.
+    let (clean, ingest) = match &product.kind {
+        ProductKind::Aggregate { .. } => (Vec::new(), Vec::new()),
+        _ => (
+            runs::history(&ctx.storage, &domain.bucket, &product.name, "clean").await?,
+            runs::history(&ctx.storage, &domain.bucket, &product.name, "ingest").await?,
+        ),
+    };
     let mut worst: Option<(Duration, String)> = None;
     for (_, commit) in log {
-        let Some(available) = input_time(ctx, domain, product, commit).await? else {
+        let Some(available) = input_time(ctx, domain, product, commit, &clean, &ingest).await?
+        else {
             continue;
         };
         let delay = commit.committed_at - available;
@@ -388,6 +397,8 @@ async fn input_time(
     domain: &Domain,
     product: &Product,
     commit: &Commit,
+    clean: &[crate::runs::RunRecord],
+    ingest: &[crate::runs::RunRecord],
 ) -> Result<Option<DateTime<Utc>>> {
     let bucket = &domain.bucket;
     if let ProductKind::Aggregate { .. } = &product.kind {
@@ -399,7 +410,6 @@ async fn input_time(
         return Ok(Some(parent.committed_at));
     }
     // commit.source is the clean object; follow the records back to the raw file.
-    let clean = runs::history(&ctx.storage, bucket, &product.name, "clean").await?;
     let Some(staged) = clean
         .iter()
         .find(|r| r.outputs.iter().any(|o| o == &commit.source))
@@ -407,7 +417,6 @@ async fn input_time(
     else {
         return Ok(None);
     };
-    let ingest = runs::history(&ctx.storage, bucket, &product.name, "ingest").await?;
     let Some(run) = ingest
         .iter()
         .filter(|r| r.status != RunStatus::Quarantined)
