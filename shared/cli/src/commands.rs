@@ -102,25 +102,6 @@ pub struct ProductSummary {
     pub duration_ms: u64,
 }
 
-fn sample_files(root: &Path, samples: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for s in samples {
-        let path = root.join(s);
-        if path.is_dir() {
-            let mut inner: Vec<PathBuf> = std::fs::read_dir(&path)
-                .with_context(|| format!("reading `{}`", path.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect();
-            inner.sort();
-            files.extend(inner);
-        } else {
-            files.push(path);
-        }
-    }
-    Ok(files)
-}
-
 /// `tessera run`: lands the sample raw files and delivers events until none is left.
 pub async fn run(emb: &Embedded) -> Result<RunSummary> {
     let started = Instant::now();
@@ -188,7 +169,7 @@ pub async fn land_samples(ctx: &Context) -> Result<(usize, usize)> {
         let ProductKind::Source { source, .. } = &product.kind else {
             continue;
         };
-        for file in sample_files(&ctx.mesh.root, &source.samples)? {
+        for file in tessera_core::policy::sample_files(&ctx.mesh.root, &source.samples)? {
             let name = file
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
