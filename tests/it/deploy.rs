@@ -1701,25 +1701,9 @@ async fn versioning_status(s3: &aws_sdk_s3::Client, bucket: &str) -> Option<Stri
 /// The test's own rule, on the default bus, sending S3's `Object Created` events for keys under
 /// [`PROBE_PREFIX`] (no stack's rule matches them) to a queue: the queue's URL.
 async fn probe_rule(aws: &Aws) -> String {
-    let url = aws
-        .sqs
-        .create_queue()
-        .queue_name("tessera-deploy-test-probe")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
-    let attributes = aws
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
+    let (url, arn) = tessera_aws::dev::queue(&aws.sqs, "tessera-deploy-test-probe")
         .await
         .unwrap();
-    let arn = attributes.attributes().unwrap()[&QueueAttributeName::QueueArn].clone();
     let pattern = json!({
         "source": ["aws.s3"],
         "detail-type": ["Object Created"],
@@ -2055,27 +2039,10 @@ async fn check_scheduled_input(aws: &Aws, stack: &Deployed, resolver: &Resolver<
                 .await
                 .unwrap();
         }
-        let queue = aws
-            .sqs
-            .create_queue()
-            .queue_name(format!("tessera-deploy-test-{name}"))
-            .send()
-            .await
-            .unwrap()
-            .queue_url()
-            .unwrap()
-            .to_owned();
-        let queue_arn = aws
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&queue)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap()
-            .attributes()
-            .unwrap()[&QueueAttributeName::QueueArn]
-            .clone();
+        let (queue, queue_arn) =
+            tessera_aws::dev::queue(&aws.sqs, &format!("tessera-deploy-test-{name}"))
+                .await
+                .unwrap();
         let probe = format!("tessera-deploy-test-{name}");
         aws.events
             .put_rule()

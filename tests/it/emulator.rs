@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use arrow::util::pretty::pretty_format_batches;
 use aws_sdk_eventbridge::types::Target;
-use aws_sdk_sqs::types::QueueAttributeName;
 use tessera_aws::{AwsSettings, Service};
 use tessera_cli::commands;
 use tessera_tests::sample_mesh;
@@ -55,23 +54,9 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
     let sqs = aws_sdk_sqs::Client::new(&settings.service_config(&sdk, Service::Sqs));
     let events =
         aws_sdk_eventbridge::Client::new(&settings.service_config(&sdk, Service::EventBridge));
-    let audit = sqs
-        .create_queue()
-        .queue_name("tessera-test-audit")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(&audit)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
+    let (audit, arn) = tessera_aws::dev::queue(&sqs, "tessera-test-audit")
         .await
         .unwrap();
-    let arn = attributes.attributes().unwrap()[&QueueAttributeName::QueueArn].clone();
     events
         .put_rule()
         .name("tessera-test-audit")
@@ -92,18 +77,22 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
     let ctx = tessera_aws::aws_context(Arc::clone(&mesh), &settings)
         .await
         .unwrap();
+    // Delivers every queued event to its function until the queues are quiet.
+    let deliver = || async {
+        tessera_aws::dev::bridge(
+            &sdk,
+            &settings,
+            &routes,
+            &lambda_url,
+            Duration::from_secs(6),
+            Duration::from_secs(900),
+        )
+        .await
+        .unwrap()
+    };
     let (landed, _) = commands::land_samples(&ctx).await.unwrap();
     assert_eq!(landed, 4);
-    let report = tessera_aws::dev::bridge(
-        &sdk,
-        &settings,
-        &routes,
-        &lambda_url,
-        Duration::from_secs(6),
-        Duration::from_secs(900),
-    )
-    .await
-    .unwrap();
+    let report = deliver().await;
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     // S3 may announce an object more than once; every stage is idempotent.
     assert!(report.delivered >= 21, "{report:?}");
@@ -299,16 +288,7 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
         )
         .await
         .unwrap();
-    let report = tessera_aws::dev::bridge(
-        &sdk,
-        &settings,
-        &routes,
-        &lambda_url,
-        Duration::from_secs(6),
-        Duration::from_secs(900),
-    )
-    .await
-    .unwrap();
+    let report = deliver().await;
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(commits("orders", "tessera-sample-sales").await, 3);
     let partitions = ctx.catalog.partitions("sales", "orders").await.unwrap();

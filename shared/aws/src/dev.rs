@@ -86,27 +86,7 @@ pub async fn provision(mesh: &Mesh, settings: &AwsSettings, sdk: &SdkConfig) -> 
             .map_err(|e| sdk_error("PutBucketNotificationConfiguration", e))?;
         for rule in routing::rules() {
             let name = format!("tessera-{}-{}-{}", mesh.name, domain.name, rule.name);
-            let queue_url = sqs
-                .create_queue()
-                .queue_name(&name)
-                .send()
-                .await
-                .map_err(|e| sdk_error("CreateQueue", e))?
-                .queue_url()
-                .ok_or_else(|| Error::Bus("CreateQueue returned no URL".into()))?
-                .to_owned();
-            let attributes = sqs
-                .get_queue_attributes()
-                .queue_url(&queue_url)
-                .attribute_names(QueueAttributeName::QueueArn)
-                .send()
-                .await
-                .map_err(|e| sdk_error("GetQueueAttributes", e))?;
-            let arn = attributes
-                .attributes()
-                .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-                .ok_or_else(|| Error::Bus(format!("queue `{name}` has no ARN")))?
-                .clone();
+            let (queue_url, arn) = queue(&sqs, &name).await?;
             let bus = if rule.on_default_bus() {
                 DEFAULT_BUS
             } else {
@@ -145,6 +125,32 @@ pub async fn provision(mesh: &Mesh, settings: &AwsSettings, sdk: &SdkConfig) -> 
         }
     }
     Ok(routes)
+}
+
+/// Creates (or finds) the SQS queue `name`: its URL and ARN.
+pub async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> Result<(String, String)> {
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| sdk_error("CreateQueue", e))?
+        .queue_url()
+        .ok_or_else(|| Error::Bus("CreateQueue returned no URL".into()))?
+        .to_owned();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| sdk_error("GetQueueAttributes", e))?;
+    let arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| Error::Bus(format!("queue `{name}` has no ARN")))?
+        .clone();
+    Ok((url, arn))
 }
 
 /// What the bridge delivered.

@@ -356,12 +356,7 @@ impl Access {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-
-    fn sample() -> Mesh {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        Mesh::load(&root.join("samplecli.toml")).unwrap()
-    }
+    use crate::tests::sample;
 
     #[test]
     fn each_stage_reads_its_zone_and_writes_the_next() {

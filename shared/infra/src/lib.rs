@@ -366,7 +366,8 @@ pub fn write(
 mod tests {
     use super::*;
 
-    fn sample() -> Mesh {
+    /// The sample mesh of the repository.
+    pub(crate) fn sample() -> Mesh {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         Mesh::load(&root.join("samplecli.toml")).unwrap()
     }
