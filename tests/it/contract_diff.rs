@@ -49,11 +49,18 @@ fn daily_revenue_reads_orders(report: &DiffReport) {
     assert_eq!(report.publishers, ["sales.orders"]);
     assert_eq!(
         report.consumers,
-        [Consumer {
-            product: "sales.daily_revenue".into(),
-            reads: "sales.orders".into(),
-            port: InputKind::Aggregation,
-        }]
+        [
+            Consumer {
+                product: "sales.daily_revenue".into(),
+                reads: "sales.orders".into(),
+                port: InputKind::Aggregation,
+            },
+            Consumer {
+                product: "sales.segment_revenue".into(),
+                reads: "sales.orders".into(),
+                port: InputKind::Aggregation,
+            }
+        ]
     );
 }
 

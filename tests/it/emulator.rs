@@ -260,7 +260,67 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
             "DataProductPublished customers",
             "DataProductPublished daily_revenue",
             "DataProductPublished orders",
+            "DataProductPublished segment_revenue",
         ]
+    );
+
+    // The cross-domain aggregation, recomputed on each side's publications: the last run saw
+    // both domains' products.
+    let batches = commands::query(
+        &ctx,
+        "SELECT segment, COUNT(*) AS rows, SUM(revenue) AS revenue FROM sales.segment_revenue \
+         GROUP BY segment ORDER BY segment",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pretty_format_batches(&batches).unwrap().to_string(),
+        "\
++----------+------+---------+
+| segment  | rows | revenue |
++----------+------+---------+
+| business | 3    | 303.99  |
+| consumer | 3    | 553.75  |
++----------+------+---------+"
+    );
+
+    // The push-down port reaches the emulator's Athena (which runs no SQL): the statement is an
+    // UNLOAD of the aggregation's result to the product's staging folder, in the workgroup.
+    let pushdown = ctx.pushdown.clone().expect("AWS ports push down to Athena");
+    let output = "s3://tessera-sample-sales/products/segment_revenue/_athena/test/";
+    pushdown
+        .unload("sales", "SELECT 1 AS one", output)
+        .await
+        .unwrap();
+    let athena = aws_sdk_athena::Client::new(&settings.service_config(&sdk, Service::Athena));
+    let mut statements = Vec::new();
+    for id in athena
+        .list_query_executions()
+        .send()
+        .await
+        .unwrap()
+        .query_execution_ids()
+    {
+        let q = athena
+            .get_query_execution()
+            .query_execution_id(id)
+            .send()
+            .await
+            .unwrap();
+        let q = q.query_execution().unwrap();
+        statements.push((
+            q.query().unwrap_or_default().to_owned(),
+            q.work_group().unwrap_or_default().to_owned(),
+        ));
+    }
+    assert!(
+        statements.contains(&(
+            format!(
+                "UNLOAD (SELECT 1 AS one) TO '{output}' WITH (format = 'PARQUET', compression = 'ZSTD')"
+            ),
+            "primary".to_owned()
+        )),
+        "{statements:?}"
     );
 
     // A query over the Glue tables, read from S3 by DataFusion (Athena runs no SQL here).
@@ -365,16 +425,18 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
         );
         let outcome: serde_json::Value = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("{function} {file}: {e}: {stdout}"));
+        // The orders publication feeds both of its aggregations.
+        let runs = if function == "aggregate" { 2 } else { 1 };
         assert_eq!(
             outcome["runs"].as_array().map(Vec::len),
-            Some(1),
+            Some(runs),
             "{function} {file}: {outcome}"
         );
-        assert!(
-            outcome["runs"][0]["status"]
-                .as_str()
-                .is_some_and(|s| status.contains(&s)),
-            "{function} {file}: {outcome}"
-        );
+        for run in outcome["runs"].as_array().into_iter().flatten() {
+            assert!(
+                run["status"].as_str().is_some_and(|s| status.contains(&s)),
+                "{function} {file}: {outcome}"
+            );
+        }
     }
 }

@@ -182,7 +182,7 @@ async fn sample_mesh_runs_end_to_end() {
         ]
     );
 
-    // The catalog has the three products, with owners and partitions.
+    // The catalog has the four products, with owners and partitions.
     let catalog = commands::catalog(&emb.context).await.unwrap();
     let names: Vec<String> = catalog
         .iter()
@@ -190,7 +190,12 @@ async fn sample_mesh_runs_end_to_end() {
         .collect();
     assert_eq!(
         names,
-        ["customers.customers", "sales.daily_revenue", "sales.orders"]
+        [
+            "customers.customers",
+            "sales.daily_revenue",
+            "sales.orders",
+            "sales.segment_revenue"
+        ]
     );
     let orders = &catalog[2];
     assert_eq!(orders.partitions, 2);
@@ -234,6 +239,28 @@ async fn sample_mesh_runs_end_to_end() {
 | business | 3      | 303.99  | 3         |
 | consumer | 4      | 553.75  | 3         |
 +----------+--------+---------+-----------+"
+    );
+    // The cross-domain aggregation: orders joined with the customers domain's product through
+    // its pinned input port, with a running total and a rank per day (window functions).
+    let batches = commands::query(
+        &emb.context,
+        "SELECT * FROM sales.segment_revenue ORDER BY order_date, segment, currency",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pretty_format_batches(&batches).unwrap().to_string(),
+        "\
++------------+----------+----------+---------+-----------------+----------+
+| order_date | segment  | currency | revenue | running_revenue | day_rank |
++------------+----------+----------+---------+-----------------+----------+
+| 2024-05-01 | business | EUR      | 89.99   | 89.99           | 2        |
+| 2024-05-01 | business | USD      | 15.00   | 15.00           | 1        |
+| 2024-05-01 | consumer | EUR      | 430.50  | 430.50          | 1        |
+| 2024-05-02 | business | USD      | 199.00  | 214.00          | 1        |
+| 2024-05-02 | consumer | EUR      | 75.25   | 505.75          | 1        |
+| 2024-05-02 | consumer | GBP      | 48.00   | 48.00           | 1        |
++------------+----------+----------+---------+-----------------+----------+"
     );
     // No clear-text e-mail reaches a product.
     let leaked = commands::query(

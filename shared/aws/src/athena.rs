@@ -49,6 +49,13 @@ impl Athena {
 
     /// Runs `sql` with `database` as the default database and returns every row.
     pub async fn query(&self, database: &str, sql: &str) -> Result<QueryResult> {
+        let id = self.execute(database, sql).await?;
+        self.results(id).await
+    }
+
+    /// Runs `sql` with `database` as the default database until it ends; returns the query
+    /// execution id.
+    pub async fn execute(&self, database: &str, sql: &str) -> Result<String> {
         let mut start = self
             .client
             .start_query_execution()
@@ -97,7 +104,11 @@ impl Athena {
                 _ => tokio::time::sleep(self.poll).await,
             }
         }
+        Ok(id)
+    }
 
+    /// Every row of a finished query.
+    async fn results(&self, id: String) -> Result<QueryResult> {
         let mut pages = self
             .client
             .get_query_results()
@@ -144,6 +155,38 @@ impl Athena {
             first = false;
         }
         Ok(QueryResult { id, columns, rows })
+    }
+}
+
+/// Aggregations pushed down to Athena: `UNLOAD` writes the result as Parquet (zstd) where the
+/// aggregate stage reads it back.
+#[derive(Debug, Clone)]
+pub struct AthenaPushDown {
+    athena: Athena,
+}
+
+impl AthenaPushDown {
+    /// Push-downs through `athena`.
+    pub fn new(athena: Athena) -> AthenaPushDown {
+        AthenaPushDown { athena }
+    }
+
+    /// The statement that writes `sql`'s result under `output`.
+    pub fn unload_statement(sql: &str, output: &str) -> String {
+        format!(
+            "UNLOAD ({sql}) TO '{}' WITH (format = 'PARQUET', compression = 'ZSTD')",
+            output.replace('\'', "''")
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl tessera_core::query::PushDown for AthenaPushDown {
+    async fn unload(&self, database: &str, sql: &str, output: &str) -> Result<()> {
+        self.athena
+            .execute(database, &AthenaPushDown::unload_statement(sql, output))
+            .await
+            .map(drop)
     }
 }
 

@@ -96,10 +96,7 @@ pub async fn provision(mesh: &Mesh, settings: &AwsSettings, sdk: &SdkConfig) -> 
                 .put_rule()
                 .name(&name)
                 .event_bus_name(bus)
-                .event_pattern(
-                    rule.domain_pattern(&domain.name, &domain.bucket)
-                        .to_string(),
-                )
+                .event_pattern(rule.pattern_for(mesh, domain).to_string())
                 .send()
                 .await
                 .map_err(|e| sdk_error("PutRule", e))?;

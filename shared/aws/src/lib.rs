@@ -43,6 +43,8 @@ pub struct AwsSettings {
     pub event_bus: String,
     /// Per-service endpoint overrides (a mix of emulators); unset services use `endpoint_url`.
     pub endpoints: ServiceEndpoints,
+    /// Athena workgroup of aggregations pushed down to Athena.
+    pub athena_workgroup: String,
 }
 
 /// The AWS services Tessera calls.
@@ -70,12 +72,14 @@ impl AwsSettings {
                 force_path_style,
                 event_bus,
                 endpoints,
+                athena_workgroup,
             } => Some(AwsSettings {
                 region: region.clone(),
                 endpoint_url: endpoint_url.clone(),
                 force_path_style: *force_path_style,
                 event_bus: event_bus.clone(),
                 endpoints: endpoints.clone(),
+                athena_workgroup: athena_workgroup.clone(),
             }),
             Environment::Embedded { .. } => None,
         }
@@ -138,11 +142,19 @@ pub async fn aws_context(mesh: Arc<Mesh>, settings: &AwsSettings) -> Result<Cont
         &settings.service_config(&sdk, Service::Glue),
         databases,
     ));
+    let pushdown: Arc<dyn tessera_core::query::PushDown> =
+        Arc::new(athena::AthenaPushDown::new(athena::Athena::new(
+            &settings.service_config(&sdk, Service::Athena),
+            &settings.athena_workgroup,
+            None,
+        )));
     Ok(Context {
         mesh,
         storage,
         bus,
         catalog,
+        pushdown: Some(pushdown),
+        scope: None,
     })
 }
 
@@ -156,12 +168,23 @@ pub async fn context(mesh: Arc<Mesh>, environment: &str) -> Result<Context> {
 
 /// The ports as a Lambda function builds them once at cold start: the mesh file from
 /// `TESSERA_MESH` (default `samplecli.toml`), the environment from `TESSERA_ENV` (default the
-/// mesh's).
+/// mesh's), and the domain the function serves from `TESSERA_DOMAIN` (default every domain).
 pub async fn context_from_env() -> Result<Context> {
     let path = std::env::var("TESSERA_MESH").unwrap_or_else(|_| "samplecli.toml".into());
     let mesh = Arc::new(
         Mesh::load(Path::new(&path)).map_err(|e| Error::Config(format!("TESSERA_MESH: {e}")))?,
     );
     let env = std::env::var("TESSERA_ENV").unwrap_or_else(|_| mesh.default_environment.clone());
-    context(mesh, &env).await
+    let mut ctx = context(mesh, &env).await?;
+    ctx.scope = std::env::var("TESSERA_DOMAIN")
+        .ok()
+        .filter(|d| !d.is_empty());
+    if let Some(d) = &ctx.scope
+        && ctx.mesh.domain(d).is_none()
+    {
+        return Err(Error::Config(format!(
+            "TESSERA_DOMAIN: no domain `{d}` in the mesh"
+        )));
+    }
+    Ok(ctx)
 }

@@ -83,7 +83,7 @@ mod cli {
         let out = tessera(&repo().join("samplecli.toml"), &["policy", "check"]);
         let said = text(&out);
         assert!(out.status.success(), "{said}");
-        assert!(said.contains(": 3 products, 0 violations"), "{said}");
+        assert!(said.contains(": 4 products, 0 violations"), "{said}");
         // The e-mail columns are found in the samples, and are classified and hashed.
         for (product, column) in [
             ("sales.orders", "customer_email"),
@@ -104,7 +104,7 @@ mod cli {
         );
         assert!(out.status.success(), "{}", text(&out));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-        assert_eq!(report["products"], 3);
+        assert_eq!(report["products"], 4);
         assert_eq!(report["violations"], serde_json::json!([]));
         assert_eq!(report["findings"].as_array().map(Vec::len), Some(2));
 
@@ -146,6 +146,13 @@ mod cli {
         let email = line_of(root, customers, "- name: email");
         let segment = line_of(root, customers, "- name: segment");
         edit(root, customers, "- name: segment", "- name: date");
+        // The sales domain's input port follows the renamed column.
+        edit(
+            root,
+            "samplecli.toml",
+            "segment = \"segment\"",
+            "segment = \"date\"",
+        );
         let policy = root.join("policy.yaml");
         std::fs::write(
             &policy,
@@ -206,7 +213,7 @@ mod cli {
                 "{rule} at {at} missing: {said}"
             );
         }
-        assert!(said.contains(": 3 products, 5 violations"), "{said}");
+        assert!(said.contains(": 4 products, 5 violations"), "{said}");
 
         // contract lint applies the policy's contract rules too.
         let out = tessera(

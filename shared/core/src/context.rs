@@ -6,7 +6,8 @@ use std::sync::Arc;
 use crate::bus::{EventBus, InProcessBus};
 use crate::catalog::{Catalog, FileCatalog};
 use crate::error::{Error, Result};
-use crate::mesh::{Environment, Mesh};
+use crate::mesh::{Domain, Environment, Mesh};
+use crate::query::PushDown;
 use crate::storage::{LocalBuckets, Storage};
 
 /// Everything a stage needs: the mesh and the four ports.
@@ -20,6 +21,11 @@ pub struct Context {
     pub bus: Arc<dyn EventBus>,
     /// The catalog.
     pub catalog: Arc<dyn Catalog>,
+    /// Where aggregations with `engine = "athena"` run; `None` (embedded): in process.
+    pub pushdown: Option<Arc<dyn PushDown>>,
+    /// The domain this process serves (a domain's functions, from `TESSERA_DOMAIN`); `None`:
+    /// every domain of the mesh (embedded runs, `cargo lambda watch`).
+    pub scope: Option<String>,
 }
 
 /// The embedded ports, with the bus kept concrete so a router can drain it.
@@ -34,6 +40,11 @@ pub struct Embedded {
 }
 
 impl Context {
+    /// Whether this process acts for `domain`.
+    pub fn serves(&self, domain: &Domain) -> bool {
+        self.scope.as_deref().is_none_or(|s| s == domain.name)
+    }
+
     /// Embedded ports over a warehouse directory: buckets are folders, the catalog is JSON files,
     /// and writes notify the in-process bus as S3 would notify EventBridge.
     pub fn embedded(mesh: Arc<Mesh>, warehouse: &Path) -> Result<Embedded> {
@@ -51,6 +62,8 @@ impl Context {
                 storage,
                 bus: as_bus,
                 catalog,
+                pushdown: None,
+                scope: None,
             },
             bus,
             warehouse: warehouse.to_path_buf(),

@@ -98,6 +98,10 @@ pub enum Environment {
         /// EventBridge, moto for Glue). A service not named here uses `endpoint_url`.
         #[serde(default)]
         endpoints: ServiceEndpoints,
+        /// Athena workgroup where aggregations with `engine = "athena"` run (the platform
+        /// stack's enforces encrypted results and a bytes-scanned limit).
+        #[serde(default = "default_workgroup")]
+        athena_workgroup: String,
     },
 }
 
@@ -121,6 +125,10 @@ pub struct ServiceEndpoints {
     /// Amazon Athena.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub athena: Option<String>,
+}
+
+fn default_workgroup() -> String {
+    "primary".to_owned()
 }
 
 fn default_bus() -> String {
@@ -271,7 +279,8 @@ pub enum MaskMethod {
     Null,
 }
 
-/// An aggregate product: SQL over its parent product, with its own contract.
+/// An aggregate product: SQL over its parent product and its other input ports, with its own
+/// contract.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AggregationConfig {
@@ -279,8 +288,67 @@ pub struct AggregationConfig {
     pub name: String,
     /// Path of the aggregate's ODCS contract.
     pub contract: PathBuf,
-    /// SQL over the parent product, which is the table named after it.
+    /// SQL over the parent product (the table named after it) and the input ports (tables
+    /// named by their `as`).
     pub sql: String,
+    /// Where the SQL runs.
+    #[serde(default)]
+    pub engine: Engine,
+    /// Other products the SQL reads, of this domain or of others.
+    #[serde(default)]
+    pub inputs: Vec<InputConfig>,
+}
+
+/// Where an aggregation's SQL runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// DataFusion, inside the aggregate function.
+    #[default]
+    Datafusion,
+    /// Athena (`UNLOAD` to the product's staging folder), for inputs larger than a function
+    /// should read; where no Athena is configured (embedded), DataFusion runs the same SQL.
+    Athena,
+}
+
+/// An input port of an aggregation, as written in the mesh file: the anti-corruption layer
+/// between a product and what it reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// `domain.product`, or `product` for one of the same domain.
+    pub product: String,
+    /// Table name the SQL uses; default the product's name.
+    #[serde(default, rename = "as")]
+    pub alias: Option<String>,
+    /// Contract id the input is pinned to; default the upstream contract's id at load.
+    #[serde(default)]
+    pub contract_id: Option<String>,
+    /// Major version of the upstream contract this product is written against (required for
+    /// another domain's product).
+    #[serde(default)]
+    pub major: Option<u64>,
+    /// Columns the SQL sees, as `local name = "upstream column"`; empty: every upstream column
+    /// under its own name.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+}
+
+/// A loaded input port of an aggregation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateInput {
+    /// Domain of the product read.
+    pub domain: String,
+    /// Product read.
+    pub product: String,
+    /// Table name in the SQL.
+    pub alias: String,
+    /// Contract id the input is pinned to.
+    pub contract_id: String,
+    /// Major version pinned, if any: a version of another major stops the aggregation.
+    pub major: Option<u64>,
+    /// `(local, upstream)` column pairs the SQL sees; empty: all columns as they are.
+    pub columns: Vec<(String, String)>,
 }
 
 /// A loaded mesh: every contract parsed and validated, every name checked.
@@ -329,12 +397,16 @@ pub enum ProductKind {
         /// Cleaning steps.
         clean: CleanRecipe,
     },
-    /// SQL over a parent product, published by aggregate.
+    /// SQL over a parent product and other input ports, published by aggregate.
     Aggregate {
-        /// The product this one is computed from.
+        /// The product this one is declared under (same domain), read whole.
         parent: String,
         /// The query.
         sql: String,
+        /// Other products read, each through its input port.
+        inputs: Vec<AggregateInput>,
+        /// Where the query runs.
+        engine: Engine,
     },
 }
 
@@ -377,16 +449,22 @@ impl Product {
     }
 
     /// What the product reads, one entry per input port: an aggregate reads its parent in its
-    /// own domain; a source product reads raw files only. Input ports on other domains'
-    /// products are listed here too when the mesh file can declare them.
+    /// own domain and the products its `inputs` name (of any domain); a source product reads
+    /// raw files only.
     pub fn inputs(&self) -> Vec<InputPort> {
         match &self.kind {
             ProductKind::Source { .. } => Vec::new(),
-            ProductKind::Aggregate { parent, .. } => vec![InputPort {
+            ProductKind::Aggregate { parent, inputs, .. } => std::iter::once(InputPort {
                 domain: self.domain.clone(),
                 product: parent.clone(),
                 kind: InputKind::Aggregation,
-            }],
+            })
+            .chain(inputs.iter().map(|i| InputPort {
+                domain: i.domain.clone(),
+                product: i.product.clone(),
+                kind: InputKind::Aggregation,
+            }))
+            .collect(),
         }
     }
 }
@@ -489,21 +567,35 @@ impl Mesh {
                 for a in &p.aggregations {
                     validate_identifier(&a.name)
                         .map_err(|e| Error::Config(format!("{origin}: aggregation: {e}")))?;
-                    products.push(loader.product(
-                        &d.name,
-                        &a.name,
-                        &a.contract,
-                        None,
-                        ProductKind::Aggregate {
-                            parent: name.clone(),
-                            sql: a.sql.clone(),
-                        },
-                        &BTreeMap::new(),
-                        RecipeLines {
-                            product: Some(loader.position(p.name.span().start)),
-                            ..RecipeLines::default()
-                        },
-                    )?);
+                    products.push(
+                        loader.product(
+                            &d.name,
+                            &a.name,
+                            &a.contract,
+                            None,
+                            ProductKind::Aggregate {
+                                parent: name.clone(),
+                                sql: a.sql.clone(),
+                                inputs: a
+                                    .inputs
+                                    .iter()
+                                    .map(|i| declared_input(&d.name, i))
+                                    .collect::<Result<_>>()
+                                    .map_err(|e| {
+                                        Error::Config(format!(
+                                            "{origin}: aggregation `{}`: {e}",
+                                            a.name
+                                        ))
+                                    })?,
+                                engine: a.engine,
+                            },
+                            &BTreeMap::new(),
+                            RecipeLines {
+                                product: Some(loader.position(p.name.span().start)),
+                                ..RecipeLines::default()
+                            },
+                        )?,
+                    );
                 }
             }
             let mut seen = std::collections::BTreeSet::new();
@@ -526,7 +618,7 @@ impl Mesh {
                 products,
             });
         }
-        Ok(Mesh {
+        let mesh = Mesh {
             name: file.mesh.name,
             root: root.to_path_buf(),
             environments: file.environments,
@@ -535,6 +627,125 @@ impl Mesh {
             policy,
             policy_path,
             domains,
+        };
+        mesh.resolve_inputs(origin)
+    }
+
+    /// Checks every aggregation's input ports against the products they name, now that every
+    /// domain is loaded: the product exists, the pinned contract id is its contract's, and,
+    /// where the pinned major is the upstream's current one, the mapped columns exist. A pin
+    /// to another major is not an error here: the upstream may have moved on, and aggregate
+    /// stops on it with a report when it meets such a version.
+    fn resolve_inputs(mut self, origin: &str) -> Result<Mesh> {
+        let contracts: BTreeMap<(String, String), (String, String, Vec<String>)> = self
+            .products()
+            .map(|(d, p)| {
+                let columns = p.schema().properties.iter().map(|c| c.name.clone());
+                (
+                    (d.name.clone(), p.name.clone()),
+                    (
+                        p.contract.id.clone(),
+                        p.contract.version.clone(),
+                        columns.collect(),
+                    ),
+                )
+            })
+            .collect();
+        for d in &mut self.domains {
+            for p in &mut d.products {
+                let ProductKind::Aggregate { parent, inputs, .. } = &mut p.kind else {
+                    continue;
+                };
+                let mut tables = vec![parent.clone()];
+                for i in inputs.iter_mut() {
+                    let at = format!(
+                        "{origin}: aggregation `{}.{}`, input `{}.{}`",
+                        d.name, p.name, i.domain, i.product
+                    );
+                    let Some((id, version, columns)) =
+                        contracts.get(&(i.domain.clone(), i.product.clone()))
+                    else {
+                        return Err(Error::Config(format!("{at}: no such product in the mesh")));
+                    };
+                    if i.contract_id.is_empty() {
+                        i.contract_id = id.clone();
+                    } else if i.contract_id != *id {
+                        return Err(Error::Config(format!(
+                            "{at}: pinned to contract `{}`, but the product's contract is `{id}`",
+                            i.contract_id
+                        )));
+                    }
+                    if i.domain != d.name && i.major.is_none() {
+                        return Err(Error::Config(format!(
+                            "{at}: a product of another domain is read through a pinned major \
+                             version: add `major = {}`",
+                            major_of(version).unwrap_or(1)
+                        )));
+                    }
+                    if i.major.is_none() || i.major == major_of(version) {
+                        for (local, upstream) in &i.columns {
+                            if !columns.contains(upstream) {
+                                return Err(Error::Config(format!(
+                                    "{at}: column `{local}` maps `{upstream}`, which contract \
+                                     `{id}` {version} does not declare"
+                                )));
+                            }
+                        }
+                    }
+                    if tables.contains(&i.alias) {
+                        return Err(Error::Config(format!(
+                            "{at}: two tables of the aggregation are named `{}`: set `as`",
+                            i.alias
+                        )));
+                    }
+                    tables.push(i.alias.clone());
+                }
+            }
+        }
+        if let Some(cycle) = self.input_cycle() {
+            return Err(Error::Config(format!(
+                "{origin}: aggregations read each other in a cycle: {}",
+                cycle.join(" → ")
+            )));
+        }
+        Ok(self)
+    }
+
+    /// A cycle of products reading each other through their input ports, if any.
+    fn input_cycle(&self) -> Option<Vec<String>> {
+        fn visit(
+            mesh: &Mesh,
+            node: (String, String),
+            path: &mut Vec<(String, String)>,
+            done: &mut std::collections::BTreeSet<(String, String)>,
+        ) -> Option<Vec<String>> {
+            if let Some(at) = path.iter().position(|n| *n == node) {
+                let mut cycle: Vec<String> =
+                    path[at..].iter().map(|(d, p)| format!("{d}.{p}")).collect();
+                cycle.push(format!("{}.{}", node.0, node.1));
+                return Some(cycle);
+            }
+            if !done.insert(node.clone()) {
+                return None;
+            }
+            let product = mesh.product(&node.0, &node.1)?;
+            path.push(node);
+            for i in product.inputs() {
+                if let Some(cycle) = visit(mesh, (i.domain, i.product), path, done) {
+                    return Some(cycle);
+                }
+            }
+            path.pop();
+            None
+        }
+        let mut done = std::collections::BTreeSet::new();
+        self.products().find_map(|(d, p)| {
+            visit(
+                self,
+                (d.name.clone(), p.name.clone()),
+                &mut Vec::new(),
+                &mut done,
+            )
         })
     }
 
@@ -594,6 +805,42 @@ impl Mesh {
             .get(name)
             .ok_or_else(|| Error::Config(format!("no environment `{name}` in the mesh file")))
     }
+}
+
+/// The major version of a contract version (`2.1.0` → 2; `v3` → 3).
+pub fn major_of(version: &str) -> Option<u64> {
+    version
+        .trim_start_matches(['v', 'V'])
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+}
+
+/// An input port as declared, before the products it names are checked.
+fn declared_input(domain: &str, i: &InputConfig) -> Result<AggregateInput> {
+    let (upstream_domain, product) = match i.product.split_once('.') {
+        Some((d, p)) => (d.to_string(), p.to_string()),
+        None => (domain.to_string(), i.product.clone()),
+    };
+    validate_identifier(&upstream_domain.replace('-', "_"))
+        .and_then(|()| validate_identifier(&product))
+        .map_err(|e| Error::Config(format!("input `{}`: {e}", i.product)))?;
+    let alias = i.alias.clone().unwrap_or_else(|| product.clone());
+    validate_identifier(&alias).map_err(|e| Error::Config(format!("input `as`: {e}")))?;
+    let mut columns = Vec::with_capacity(i.columns.len());
+    for (local, upstream) in &i.columns {
+        validate_identifier(local)
+            .map_err(|e| Error::Config(format!("input `{}` column: {e}", i.product)))?;
+        columns.push((local.clone(), upstream.clone()));
+    }
+    Ok(AggregateInput {
+        domain: upstream_domain,
+        product,
+        alias,
+        contract_id: i.contract_id.clone().unwrap_or_default(),
+        major: i.major,
+        columns,
+    })
 }
 
 /// The policy file a mesh file names, read and validated.

@@ -43,6 +43,15 @@ pub async fn session(ctx: &Context) -> Result<SessionContext> {
     Ok(session)
 }
 
+/// A query engine outside the function, for aggregations over more data than a function should
+/// read (Athena on AWS): it writes the result of a query as Parquet files under a prefix.
+#[async_trait::async_trait]
+pub trait PushDown: std::fmt::Debug + Send + Sync {
+    /// Runs `sql` (Athena SQL over catalog tables, `database` the default one) and writes its
+    /// result as Parquet files under `output` (`s3://bucket/prefix/`, empty before the call).
+    async fn unload(&self, database: &str, sql: &str, output: &str) -> Result<()>;
+}
+
 /// Runs a query and collects its result.
 pub async fn query(ctx: &Context, sql: &str) -> Result<Vec<RecordBatch>> {
     let session = session(ctx).await?;
@@ -62,6 +71,16 @@ pub async fn product_table(
     product: &str,
 ) -> Result<Option<Arc<ListingTable>>> {
     let files = live_files(&commits(storage, bucket, product).await?);
+    files_table(session, storage, bucket, &files).await
+}
+
+/// A table over Parquet files of a bucket, `None` if there are none.
+pub async fn files_table(
+    session: &SessionContext,
+    storage: &Storage,
+    bucket: &str,
+    files: &[String],
+) -> Result<Option<Arc<ListingTable>>> {
     if files.is_empty() {
         return Ok(None);
     }

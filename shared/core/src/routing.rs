@@ -11,6 +11,7 @@ use crate::events::{
     BusEvent, CONTRACT_VIOLATED, OBJECT_CREATED, PRODUCT_PUBLISHED, S3_SOURCE, TESSERA_SOURCE,
 };
 use crate::keys::Zone;
+use crate::mesh::{Domain, Mesh};
 
 /// The five functions of a domain pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -90,10 +91,11 @@ pub fn rules() -> Vec<Rule> {
         },
         Rule {
             name: "published-to-aggregate",
+            // Every publication, an aggregate's too (an aggregation may read an entity or
+            // another aggregate; the mesh refuses cycles).
             pattern: json!({
                 "source": [TESSERA_SOURCE],
                 "detail-type": [PRODUCT_PUBLISHED],
-                "detail": { "stage": ["contract-check"] }
             }),
             target: Function::Aggregate,
         },
@@ -127,6 +129,32 @@ impl Rule {
             } else {
                 detail["domain"] = json!([domain]);
                 detail["bucket"] = json!([bucket]);
+            }
+        }
+        pattern
+    }
+
+    /// The rule's pattern for one domain of a mesh: [`Rule::domain_pattern`], and for the
+    /// aggregate function also the product events of the other domains its aggregations read.
+    pub fn pattern_for(&self, mesh: &Mesh, domain: &Domain) -> Value {
+        let mut pattern = self.domain_pattern(&domain.name, &domain.bucket);
+        if self.target != Function::Aggregate {
+            return pattern;
+        }
+        let mut upstream: Vec<&Domain> = domain
+            .products
+            .iter()
+            .flat_map(|p| p.inputs())
+            .filter(|i| i.domain != domain.name)
+            .filter_map(|i| mesh.domain(&i.domain))
+            .collect();
+        upstream.sort_by(|a, b| a.name.cmp(&b.name));
+        upstream.dedup_by(|a, b| a.name == b.name);
+        for d in upstream {
+            for (field, value) in [("domain", &d.name), ("bucket", &d.bucket)] {
+                if let Some(values) = pattern["detail"][field].as_array_mut() {
+                    values.push(json!(value));
+                }
             }
         }
         pattern
@@ -254,7 +282,7 @@ mod tests {
                 )
             } else {
                 let detail_type = rule.pattern["detail-type"][0].as_str().unwrap();
-                let detail = |domain: &str| json!({"domain": domain, "bucket": "b-sales", "stage": "contract-check"});
+                let detail = |domain: &str| json!({"domain": domain, "bucket": "b-sales"});
                 (
                     BusEvent::new(TESSERA_SOURCE, detail_type, detail("sales")),
                     BusEvent::new(TESSERA_SOURCE, detail_type, detail("finance")),

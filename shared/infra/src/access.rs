@@ -27,13 +27,13 @@
 use serde_json::{Value, json};
 use tessera_core::events::{CONTRACT_VIOLATED, PRODUCT_PUBLISHED, TESSERA_SOURCE};
 use tessera_core::keys::Zone;
-use tessera_core::mesh::{Domain, Mesh, ProductKind};
+use tessera_core::mesh::{Domain, Engine, Mesh, ProductKind};
 use tessera_core::publish::{commits_prefix, product_prefix};
 use tessera_core::routing::Function;
 use tessera_core::sla::SLA_BREACHED;
 
 use crate::cfn::{Statement, glue_arn, import, s3_arn, sub};
-use crate::names::domain_export;
+use crate::names::{domain_export, platform_export};
 use crate::{Error, Result};
 
 /// Actions that read an object (`GetObject` also allows `HeadObject`).
@@ -62,20 +62,18 @@ pub struct ProductRef {
     pub product: String,
 }
 
-/// The products a domain's aggregations read. Today an aggregation reads its parent, a product
-/// of the same domain. An input of another domain is listed with that domain's name: the
-/// aggregate function then reads it where its owner publishes it ([`Access::foreign_reads`]),
-/// read-only, with the owner's key.
+/// The products a domain's aggregations read through their input ports: the parent, and the
+/// declared inputs, of this domain or others. An input of another domain is listed with that
+/// domain's name: the aggregate function then reads it where its owner publishes it
+/// ([`Access::foreign_reads`]), read-only, with the owner's key.
 pub fn aggregation_inputs(domain: &Domain) -> Vec<ProductRef> {
     let mut inputs: Vec<ProductRef> = domain
         .products
         .iter()
-        .filter_map(|p| match &p.kind {
-            ProductKind::Aggregate { parent, .. } => Some(ProductRef {
-                domain: domain.name.clone(),
-                product: parent.clone(),
-            }),
-            ProductKind::Source { .. } => None,
+        .flat_map(|p| p.inputs())
+        .map(|i| ProductRef {
+            domain: i.domain,
+            product: i.product,
         })
         .collect();
     inputs.sort();
@@ -100,6 +98,61 @@ pub struct Access {
     pub catalog: bool,
     /// Products of other domains it reads.
     pub foreign_reads: Vec<ProductRef>,
+    /// Catalog tables Athena reads on its behalf (aggregations with `engine = "athena"`).
+    pub pushdown: Vec<ProductRef>,
+}
+
+/// The Glue actions Athena needs on the tables a pushed-down query reads.
+pub const ATHENA_GLUE_ACTIONS: [&str; 5] = [
+    "glue:GetDatabase",
+    "glue:GetTable",
+    "glue:GetPartition",
+    "glue:GetPartitions",
+    "glue:BatchGetPartition",
+];
+
+/// The tables Athena reads for a domain's aggregations with `engine = "athena"`: every input port
+/// of those aggregations.
+pub fn pushdown_inputs(domain: &Domain) -> Vec<ProductRef> {
+    let mut inputs: Vec<ProductRef> = domain
+        .products
+        .iter()
+        .filter(|p| {
+            matches!(
+                p.kind,
+                ProductKind::Aggregate {
+                    engine: Engine::Athena,
+                    ..
+                }
+            )
+        })
+        .flat_map(|p| p.inputs())
+        .map(|i| ProductRef {
+            domain: i.domain,
+            product: i.product,
+        })
+        .collect();
+    inputs.sort();
+    inputs.dedup();
+    inputs
+}
+
+/// A domain's aggregations pushed down to Athena.
+fn pushed_down(domain: &Domain) -> Vec<&str> {
+    domain
+        .products
+        .iter()
+        .filter(|p| {
+            matches!(
+                p.kind,
+                ProductKind::Aggregate {
+                    engine: Engine::Athena,
+                    ..
+                }
+            )
+        })
+        .map(|p| p.name.as_str())
+        .collect()
 }
 
 fn zone(z: Zone) -> String {
@@ -148,6 +201,7 @@ pub fn access(domain: &Domain, function: Function, inputs: &[ProductRef]) -> Acc
         events: vec![],
         catalog: false,
         foreign_reads: vec![],
+        pushdown: vec![],
     };
     match function {
         Function::Ingest => {
@@ -176,6 +230,14 @@ pub fn access(domain: &Domain, function: Function, inputs: &[ProductRef]) -> Acc
                 .filter(|i| i.domain != domain.name)
                 .cloned()
                 .collect();
+            // A push-down: Athena unloads into the product's `_athena/` folder (within its
+            // objects), and the stage lists and reads the files back.
+            for p in pushed_down(domain) {
+                let staging = format!("{}_athena/*", product_prefix(p));
+                a.reads.push(staging.clone());
+                a.lists.push(staging);
+            }
+            a.pushdown = pushdown_inputs(domain);
             a.events = vec![PRODUCT_PUBLISHED, CONTRACT_VIOLATED];
         }
         Function::CatalogRegister => {
@@ -310,7 +372,84 @@ impl Access {
         if !self.foreign_reads.is_empty() {
             s.extend(self.foreign_statements(t)?);
         }
+        if !self.pushdown.is_empty() {
+            s.extend(self.pushdown_statements(t)?);
+        }
         Ok(s)
+    }
+
+    /// Running pushed-down aggregations in the mesh's Athena workgroup: the workgroup, the
+    /// catalog tables the queries read, and the workgroup's results bucket and key (Athena writes
+    /// a manifest there with the caller's credentials). The inputs' objects and the `_athena/`
+    /// staging folder are in the read and write statements already.
+    fn pushdown_statements(&self, t: &Targets<'_>) -> Result<Vec<Statement>> {
+        let mesh = &t.mesh.name;
+        let workgroup = json!({ "Fn::Sub": [
+            "arn:${AWS::Partition}:athena:${AWS::Region}:${AWS::AccountId}:workgroup/${WorkGroup}",
+            { "WorkGroup": import(&platform_export(mesh, "athena-workgroup")) },
+        ]});
+        let results = |pattern: &str| {
+            json!({ "Fn::Sub": [
+                format!("arn:${{AWS::Partition}}:s3:::${{Bucket}}{pattern}"),
+                { "Bucket": import(&platform_export(mesh, "athena-results-bucket")) },
+            ]})
+        };
+        let mut tables = vec![glue_arn("catalog")];
+        for input in &self.pushdown {
+            let owner = t.mesh.domain(&input.domain).ok_or_else(|| {
+                Error::Config(format!(
+                    "an aggregation of `{}` reads `{}.{}`, but the mesh has no domain `{}`",
+                    t.domain.name, input.domain, input.product, input.domain
+                ))
+            })?;
+            let database = glue_arn(&format!("database/{}", owner.database));
+            if !tables.contains(&database) {
+                tables.push(database);
+            }
+            tables.push(glue_arn(&format!(
+                "table/{}/{}",
+                owner.database, input.product
+            )));
+        }
+        Ok(vec![
+            Statement::allow(
+                "RunAggregationsInAthena",
+                &[
+                    "athena:StartQueryExecution",
+                    "athena:GetQueryExecution",
+                    "athena:StopQueryExecution",
+                ],
+                vec![workgroup],
+            ),
+            Statement::allow("ReadTablesThroughAthena", &ATHENA_GLUE_ACTIONS, tables),
+            Statement::allow(
+                "WriteAthenaResults",
+                &["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                vec![results("/*")],
+            ),
+            Statement::allow(
+                "ListAthenaResults",
+                &["s3:GetBucketLocation", "s3:ListBucket"],
+                vec![results("")],
+            ),
+            Statement::allow(
+                "LocateDomainBucket",
+                &["s3:GetBucketLocation"],
+                vec![s3_arn(&t.domain.bucket, None)],
+            ),
+            // The platform key encrypts both the results and the Data Catalog Athena reads.
+            Statement::allow(
+                "UsePlatformKeyThroughS3AndGlue",
+                &["kms:Decrypt", "kms:GenerateDataKey"],
+                vec![t.catalog_key_arn.clone()],
+            )
+            .when(json!({
+                "StringEquals": { "kms:ViaService": [
+                    sub("s3.${AWS::Region}.amazonaws.com"),
+                    sub("glue.${AWS::Region}.amazonaws.com"),
+                ] }
+            })),
+        ])
     }
 
     /// Read-only access to other domains' products: their objects, their commit logs, their
@@ -363,12 +502,19 @@ mod tests {
         let mesh = sample();
         let sales = mesh.domain("sales").unwrap();
         let inputs = aggregation_inputs(sales);
+        // `segment_revenue` reads the customers domain's product through an input port.
         assert_eq!(
             inputs,
-            vec![ProductRef {
-                domain: "sales".into(),
-                product: "orders".into()
-            }]
+            vec![
+                ProductRef {
+                    domain: "customers".into(),
+                    product: "customers".into()
+                },
+                ProductRef {
+                    domain: "sales".into(),
+                    product: "orders".into()
+                }
+            ]
         );
         let a = access(sales, Function::Ingest, &inputs);
         assert_eq!(a.reads, ["raw/*"]);
@@ -381,17 +527,98 @@ mod tests {
         let a = access(sales, Function::Aggregate, &inputs);
         assert_eq!(
             a.reads,
-            ["products/daily_revenue/_commits/*", "products/orders/*"]
+            [
+                "products/daily_revenue/_commits/*",
+                "products/orders/*",
+                "products/segment_revenue/_commits/*"
+            ]
         );
         assert_eq!(
             a.writes,
-            ["products/daily_revenue/*", "quarantine/*", "runs/*"]
+            [
+                "products/daily_revenue/*",
+                "products/segment_revenue/*",
+                "quarantine/*",
+                "runs/*"
+            ]
         );
-        assert!(a.foreign_reads.is_empty());
+        assert_eq!(a.foreign_reads, &inputs[..1]);
         let a = access(sales, Function::CatalogRegister, &inputs);
         assert!(a.catalog);
         assert_eq!(a.writes, ["quarantine/*", "runs/*"]);
         assert_eq!(a.events, [SLA_BREACHED]);
+    }
+
+    #[test]
+    fn a_push_down_may_run_in_the_workgroup_and_read_its_input_tables_only() {
+        let text = std::fs::read_to_string(crate::tests::repo_root().join("samplecli.toml"))
+            .unwrap()
+            .replace(
+                "name = \"segment_revenue\"\n",
+                "name = \"segment_revenue\"\nengine = \"athena\"\n",
+            );
+        let mesh = Mesh::from_toml(&text, "samplecli.toml", &crate::tests::repo_root()).unwrap();
+        let sales = mesh.domain("sales").unwrap();
+        let a = access(sales, Function::Aggregate, &aggregation_inputs(sales));
+        assert_eq!(
+            a.pushdown,
+            [
+                ProductRef {
+                    domain: "customers".into(),
+                    product: "customers".into()
+                },
+                ProductRef {
+                    domain: "sales".into(),
+                    product: "orders".into()
+                }
+            ]
+        );
+        assert!(
+            a.reads
+                .contains(&"products/segment_revenue/_athena/*".to_owned())
+        );
+        assert!(
+            a.lists
+                .contains(&"products/segment_revenue/_athena/*".to_owned())
+        );
+        let targets = Targets {
+            mesh: &mesh,
+            domain: sales,
+            log_group_arn: json!("lg"),
+            failure_queue_arn: json!("q"),
+            domain_key_arn: json!("k"),
+            bus_arn: json!("b"),
+            catalog_key_arn: json!("c"),
+        };
+        let statements = a.statements(&targets).unwrap();
+        let by_sid = |sid: &str| {
+            statements
+                .iter()
+                .find(|s| s.sid == sid)
+                .map(Statement::to_json)
+                .unwrap_or_else(|| panic!("no {sid}"))
+        };
+        let glue = by_sid("ReadTablesThroughAthena");
+        let tables = serde_json::to_string(&glue["Resource"]).unwrap();
+        assert!(tables.contains("table/customers/customers"), "{tables}");
+        assert!(tables.contains("table/sales/orders"), "{tables}");
+        assert!(!tables.contains('*'), "{tables}");
+        assert!(
+            !serde_json::to_string(&glue["Action"])
+                .unwrap()
+                .contains("Create")
+        );
+        let run = by_sid("RunAggregationsInAthena").to_string();
+        assert!(
+            run.contains("tessera-sample-platform-athena-workgroup"),
+            "{run}"
+        );
+        // Without a push-down, none of it.
+        let sample = sample();
+        let sales = sample.domain("sales").unwrap();
+        let a = access(sales, Function::Aggregate, &aggregation_inputs(sales));
+        assert!(a.pushdown.is_empty());
+        assert!(!a.reads.iter().any(|r| r.contains("_athena")));
     }
 
     #[test]
@@ -402,6 +629,7 @@ mod tests {
         let expected = [
             "products/daily_revenue/_commits/*",
             "products/orders/_commits/*",
+            "products/segment_revenue/_commits/*",
             "runs/orders/clean/*",
             "runs/orders/ingest/*",
         ];
@@ -434,10 +662,6 @@ mod tests {
         let mesh = sample();
         let sales = mesh.domain("sales").unwrap();
         let mut inputs = aggregation_inputs(sales);
-        inputs.push(ProductRef {
-            domain: "customers".into(),
-            product: "customers".into(),
-        });
         let a = access(sales, Function::Aggregate, &inputs);
         assert_eq!(a.foreign_reads.len(), 1);
         let targets = Targets {

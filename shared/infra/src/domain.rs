@@ -345,7 +345,7 @@ pub fn template(
                     "Name": rule_name(&mesh.name, d, rule)?,
                     "Description": format!("Tessera {d}: {} (routing rule `{}`)", rule.target.name(), rule.name),
                     "EventBusName": bus,
-                    "EventPattern": rule.domain_pattern(d, &domain.bucket),
+                    "EventPattern": rule.pattern_for(mesh, domain),
                     "State": "ENABLED",
                     "Targets": [rule_target(rule.target, None)],
                 },
@@ -630,6 +630,7 @@ fn add_function(
     let variables = json!({
         "TESSERA_MESH": format!("/opt/{}", options.mesh_file),
         "TESSERA_ENV": options.environment,
+        "TESSERA_DOMAIN": domain.name,
         "TESSERA_PII_SALT": {
             "Fn::If": ["HasPiiSalt", reference(SALT_PARAMETER), reference("AWS::NoValue")]
         },

@@ -57,6 +57,43 @@ pub const PLATFORM_TEMPLATE: &str = "platform.template.json";
 /// Environment the stacks are generated for unless told otherwise.
 pub const DEFAULT_ENVIRONMENT: &str = "aws";
 
+/// The domains in the order their stacks deploy: a domain after the domains whose products its
+/// aggregations read (its stack imports their keys' ARNs); otherwise in mesh order. The mesh
+/// refuses cycles of input ports, but two domains may still read each other's products: their
+/// stacks then cannot be ordered, and the error says so.
+pub fn deploy_order(mesh: &Mesh) -> Result<Vec<&tessera_core::mesh::Domain>> {
+    let reads = |d: &tessera_core::mesh::Domain| -> Vec<String> {
+        access::aggregation_inputs(d)
+            .into_iter()
+            .filter(|i| i.domain != d.name)
+            .map(|i| i.domain)
+            .collect()
+    };
+    let mut order: Vec<&tessera_core::mesh::Domain> = Vec::with_capacity(mesh.domains.len());
+    while order.len() < mesh.domains.len() {
+        let next = mesh.domains.iter().find(|d| {
+            !order.iter().any(|o| o.name == d.name)
+                && reads(d).iter().all(|r| order.iter().any(|o| o.name == *r))
+        });
+        match next {
+            Some(d) => order.push(d),
+            None => {
+                let left: Vec<&str> = mesh
+                    .domains
+                    .iter()
+                    .filter(|d| !order.iter().any(|o| o.name == d.name))
+                    .map(|d| d.name.as_str())
+                    .collect();
+                return Err(Error::Config(format!(
+                    "the stacks of domains {left:?} import each other's exports: they cannot be \
+                     deployed in any order"
+                )));
+            }
+        }
+    }
+    Ok(order)
+}
+
 /// File name of a domain stack's template.
 pub fn domain_template_file(domain: &str) -> String {
     format!("{domain}.template.json")
@@ -366,10 +403,26 @@ pub fn write(
 mod tests {
     use super::*;
 
+    /// The repository's root.
+    pub(crate) fn repo_root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
     /// The sample mesh of the repository.
     pub(crate) fn sample() -> Mesh {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        Mesh::load(&root.join("samplecli.toml")).unwrap()
+        Mesh::load(&repo_root().join("samplecli.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_domain_deploys_after_the_domains_it_reads() {
+        let mesh = sample();
+        let order: Vec<&str> = deploy_order(&mesh)
+            .unwrap()
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        // sales.segment_revenue reads customers.customers.
+        assert_eq!(order, ["customers", "sales"]);
     }
 
     #[test]
@@ -467,6 +520,7 @@ mod tests {
                 "mesh/domains/customers/customers/customers.odcs.yaml",
                 "mesh/domains/sales/daily_revenue/daily_revenue.odcs.yaml",
                 "mesh/domains/sales/orders/orders.odcs.yaml",
+                "mesh/domains/sales/segment_revenue/segment_revenue.odcs.yaml",
                 "mesh/policy.yaml",
                 "mesh/samplecli.toml",
             ]

@@ -11,6 +11,9 @@ mod support;
 
 #[cfg(test)]
 mod aggregate;
+
+#[cfg(test)]
+mod aggregate_ports;
 #[cfg(test)]
 mod bad_files;
 #[cfg(test)]

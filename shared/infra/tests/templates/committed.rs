@@ -569,6 +569,7 @@ fn each_stage_writes_only_its_own_zones() {
         written("AggregatePolicy"),
         [
             format!("{b}products/daily_revenue/*"),
+            format!("{b}products/segment_revenue/*"),
             format!("{b}quarantine/*"),
             format!("{b}runs/*")
         ]
@@ -861,11 +862,7 @@ fn rules_are_the_routing_rules_narrowed_to_the_domain() {
                 .iter()
                 .find(|p| p["Name"] == name.as_str())
                 .unwrap_or_else(|| panic!("no rule {name}"));
-            assert_eq!(
-                p["EventPattern"],
-                rule.domain_pattern(&domain.name, &domain.bucket),
-                "{name}"
-            );
+            assert_eq!(p["EventPattern"], rule.pattern_for(&mesh, domain), "{name}");
             assert_eq!(
                 p["EventBusName"] == "default",
                 rule.on_default_bus(),
