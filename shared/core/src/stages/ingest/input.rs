@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
@@ -366,5 +366,58 @@ pub(crate) fn read_sample(path: &std::path::Path, source: &SourceConfig) -> Resu
     match read.map_err(|e| refused(e, &location)) {
         Ok(_) => Ok(out),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads everything with reads of at most `chunk` bytes.
+    fn read_in(mut r: impl Read, chunk: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = vec![0; chunk];
+        loop {
+            let n = r.read(&mut buf).expect("read");
+            if n == 0 {
+                return out;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn latin_1_maps_every_byte_to_its_code_point_whatever_the_read_size() {
+        let bytes: Vec<u8> = (0..=255u8).collect();
+        let expected: String = bytes.iter().map(|b| char::from(*b)).collect();
+        for chunk in [1, 2, 3, 7, 64, 1024] {
+            let decoded = read_in(
+                Latin1 {
+                    inner: &bytes[..],
+                    buf: vec![0; 16],
+                    pending: None,
+                },
+                chunk,
+            );
+            assert_eq!(String::from_utf8(decoded).expect("UTF-8"), expected, "{chunk}");
+        }
+    }
+
+    #[test]
+    fn the_codec_follows_the_recipe_then_the_suffix_then_the_magic_bytes() {
+        let gz = [0x1f, 0x8b, 8, 0];
+        let zs = [0x28, 0xb5, 0x2f, 0xfd];
+        let auto = SourceCompression::Auto;
+        assert_eq!(codec(auto, "a.csv.gz", &gz), Ok(Some(Codec::Gzip)));
+        assert_eq!(codec(auto, "a.csv.ZSTD", &zs), Ok(Some(Codec::Zstd)));
+        assert_eq!(codec(auto, "a.csv", &zs), Ok(Some(Codec::Zstd)));
+        assert_eq!(codec(auto, "a.csv", b"id,x"), Ok(None));
+        assert!(codec(auto, "a.csv.zst", &gz).is_err());
+        assert_eq!(codec(SourceCompression::None, "a.csv.gz", &gz), Ok(None));
+        assert_eq!(
+            codec(SourceCompression::Gzip, "a.csv", &gz),
+            Ok(Some(Codec::Gzip))
+        );
+        assert!(codec(SourceCompression::Gzip, "a.csv.gz", b"id,x").is_err());
     }
 }

@@ -101,20 +101,27 @@ pub(super) fn parse(mut reader: impl BufRead, rows: &mut Rows<'_>) -> Result<()>
     let mut de = serde_json::Deserializer::from_reader(budget);
     let index = Cell::new(0);
     let mut stopped = None;
-    let result = de
-        .deserialize_seq(Elements {
-            rows,
-            index: &index,
-            mark,
-            total,
-            stopped: &mut stopped,
-        })
-        .and_then(|()| de.end());
+    let result = de.deserialize_seq(Elements {
+        rows,
+        index: &index,
+        mark,
+        total,
+        stopped: &mut stopped,
+    });
     if let Some(e) = stopped {
         return Err(e);
     }
     match result {
-        Ok(()) => Ok(()),
+        Ok(()) => de.end().map_err(|e| {
+            if e.is_io() {
+                Error::Json(e)
+            } else {
+                Error::bad_input(
+                    location,
+                    format!("data after the end of the JSON array: {e}"),
+                )
+            }
+        }),
         Err(e) if e.is_io() => Err(Error::Json(e)),
         Err(e) if e.is_eof() => Err(Error::bad_input(
             location,
