@@ -106,7 +106,7 @@ struct Plan {
 
 impl Plan {
     /// Whether the contract column `i` is read from the file (not filled by ingest).
-    fn from_file(&self, i: usize) -> bool {
+    fn is_read(&self, i: usize) -> bool {
         self.extras != Some(i)
     }
 }
@@ -339,7 +339,7 @@ impl<'a> Rows<'a> {
         self.cells.clear();
         let mut extras = extras;
         for (i, spec) in self.plan.specs.iter().enumerate() {
-            if !self.plan.from_file(i) {
+            if !self.plan.is_read(i) {
                 self.cells
                     .push(extras.take().map_or(Cell::Null, Cell::Str));
                 continue;
@@ -379,7 +379,7 @@ impl<'a> Rows<'a> {
                 .specs
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| plan.from_file(*i) && !self.seen[*i])
+                .filter(|(i, _)| plan.is_read(*i) && !self.seen[*i])
                 .map(|(_, s)| s.name.clone())
                 .collect();
         }
@@ -418,7 +418,7 @@ impl<'a> Rows<'a> {
                 .specs
                 .iter()
                 .enumerate()
-                .any(|(i, s)| plan.from_file(i) && &s.name == k);
+                .any(|(i, s)| plan.is_read(i) && &s.name == k);
             if !declared {
                 self.drift.unknown(k);
                 if plan.extras.is_some() {
@@ -532,7 +532,7 @@ fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                if !plan.from_file(i) {
+                if !plan.is_read(i) {
                     return None;
                 }
                 header
@@ -562,7 +562,7 @@ fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
         let mut next = 0;
         let positions: Vec<Option<usize>> = (0..plan.specs.len())
             .map(|i| {
-                plan.from_file(i).then(|| {
+                plan.is_read(i).then(|| {
                     next += 1;
                     next - 1
                 })

@@ -1011,3 +1011,43 @@ fn source_options_are_checked_at_load_with_their_location() {
     let err = load(r#"{ format = "csv", quote = "ab" }"#, ORDERS_CONTRACT).unwrap_err();
     assert!(err.contains("expected one character or \"none\""), "{err}");
 }
+
+#[tokio::test]
+async fn dictionary_encoded_parquet_text_is_typed_like_text() {
+    let fx = orders_with(r#"{ format = "parquet" }"#);
+    let days: arrow::array::DictionaryArray<arrow::datatypes::Int32Type> =
+        vec!["2024-05-01", "2024-05-01", "someday"].into_iter().collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("order_id", DataType::Utf8, true),
+        Field::new("amount", DataType::Utf8, true),
+        Field::new(
+            "order_day",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            true,
+        ),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec!["O-1", "O-2", "O-3"])),
+            // Text into a decimal follows CSV's rules: exact, never rounded.
+            Arc::new(StringArray::from(vec!["1.50", "2.345", "3"])),
+            Arc::new(days),
+        ],
+    )
+    .expect("batch");
+    let run = fx
+        .ingest("raw/orders/dict.parquet", parquet_bytes(&batch))
+        .await;
+    assert_eq!((run.rows_in, run.rows_out, run.quarantined), (3, 1, 2));
+    let bad = quarantined(&fx, &run.outputs[1]).await;
+    let reasons: Vec<_> = bad.iter().map(|b| (b.1, b.2.as_str())).collect();
+    assert_eq!(
+        reasons,
+        [
+            (1, "column `amount`: `2.345` has more than 2 decimal places"),
+            (2, "column `order_day`: cannot read `someday` as a date"),
+        ]
+    );
+    assert_eq!(bad[1].3["order_day"], json!("someday"));
+}

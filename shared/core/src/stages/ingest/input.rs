@@ -271,7 +271,7 @@ pub(super) fn open(
         let want = 4 - head.len();
         let n = counted
             .read(&mut byte[..want])
-            .map_err(|e| codec_error_plain(e))?;
+            .map_err(codec_error_plain)?;
         if n == 0 {
             break;
         }

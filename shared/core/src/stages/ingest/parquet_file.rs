@@ -50,7 +50,7 @@ pub(super) async fn ingest(
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            if !plan.from_file(i) {
+            if !plan.is_read(i) {
                 return None;
             }
             names
@@ -80,13 +80,16 @@ pub(super) async fn ingest(
         .iter()
         .zip(&sources)
         .enumerate()
-        .filter(|(i, (_, s))| plan.from_file(*i) && s.is_none())
+        .filter(|(i, (_, s))| plan.is_read(*i) && s.is_none())
         .map(|(_, (spec, _))| spec.name.clone())
         .collect();
     // A column whose type cannot become the contract's refuses the file before any row.
     for (spec, source) in plan.specs.iter().zip(&sources) {
         if let Some(p) = source {
-            let from = file_schema.field(*p).data_type();
+            let from = match file_schema.field(*p).data_type() {
+                DataType::Dictionary(_, values) => values.as_ref(),
+                other => other,
+            };
             if !is_text(from) && !can_cast_types(from, &spec.data_type) {
                 return Err(Error::bad_input(
                     location,
@@ -116,7 +119,7 @@ pub(super) async fn ingest(
         let mut failed: Vec<Option<String>> = vec![None; n];
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(plan.specs.len());
         for (i, (spec, source)) in plan.specs.iter().zip(&sources).enumerate() {
-            if !plan.from_file(i) {
+            if !plan.is_read(i) {
                 columns.push(extras(&batch, &unknown));
                 continue;
             }
@@ -180,11 +183,16 @@ fn convert(
     spec: &ColumnSpec,
     field: arrow::datatypes::FieldRef,
 ) -> std::result::Result<(ArrayRef, Vec<(usize, String)>), String> {
-    let from = array.data_type();
     let to = &spec.data_type;
-    if from == to {
+    if array.data_type() == to {
         return Ok((Arc::clone(array), Vec::new()));
     }
+    // Dictionary-encoded columns are read as their values.
+    if let DataType::Dictionary(_, values) = array.data_type() {
+        let plain = cast_with_options(array, values, &SAFE).map_err(|e| e.to_string())?;
+        return convert(&plain, spec, field);
+    }
+    let from = array.data_type();
     if is_text(from) && !is_text(to) {
         return parse_texts(array, spec, field);
     }
