@@ -243,13 +243,27 @@ pub enum UnknownColumns {
 
 /// Where raw data comes from and how to read it.
 ///
-/// Every field but `format` has a default; the CSV dialect fields apply to `csv` only,
-/// `encoding` and `compression` to every text format (`csv`, `ndjson`, `json`).
+/// Every field but `format` has a default; the CSV dialect fields (`delimiter`, `quote`,
+/// `escape`, `header`) apply to `csv` only, `encoding` and `compression` to every text format
+/// (`csv`, `ndjson`, `json`), drift (`unknown_columns`, `extras_column`) to every format. The
+/// user's guide is `docs/ingest.md`.
 ///
 /// ```toml
-/// source = { format = "csv", delimiter = ";", quote = "'", escape = "\\", header = false,
-///            encoding = "latin-1", compression = "auto", max_decompressed_bytes = 1073741824,
-///            unknown_columns = "keep", extras_column = "extras" }
+/// [[domains.products]]
+/// name = "orders"
+/// contract = "orders.odcs.yaml"
+///
+/// [domains.products.source]
+/// format = "csv"
+/// delimiter = ";"
+/// quote = "'"
+/// escape = "\\"
+/// header = false
+/// encoding = "latin-1"
+/// compression = "auto"
+/// max_decompressed_bytes = 1073741824
+/// unknown_columns = "keep"
+/// extras_column = "extras"
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -369,7 +383,9 @@ impl SourceConfig {
             );
         }
         if self.max_decompressed_bytes == 0 || self.max_compression_ratio == 0 {
-            return Err("`max_decompressed_bytes` and `max_compression_ratio` must be positive".into());
+            return Err(
+                "`max_decompressed_bytes` and `max_compression_ratio` must be positive".into(),
+            );
         }
         match (self.unknown_columns, &self.extras_column) {
             (UnknownColumns::Keep, None) => {

@@ -340,8 +340,7 @@ impl<'a> Rows<'a> {
         let mut extras = extras;
         for (i, spec) in self.plan.specs.iter().enumerate() {
             if !self.plan.is_read(i) {
-                self.cells
-                    .push(extras.take().map_or(Cell::Null, Cell::Str));
+                self.cells.push(extras.take().map_or(Cell::Null, Cell::Str));
                 continue;
             }
             match cell(i, spec) {
@@ -447,7 +446,11 @@ fn parse(reader: impl Read + 'static, plan: &Plan, tx: &mpsc::Sender<Msg>) -> Re
     parse_text_file(reader, plan, tx).map_err(|e| input::refused(e, &plan.location))
 }
 
-fn parse_text_file(reader: impl Read + 'static, plan: &Plan, tx: &mpsc::Sender<Msg>) -> Result<ParseStats> {
+fn parse_text_file(
+    reader: impl Read + 'static,
+    plan: &Plan,
+    tx: &mpsc::Sender<Msg>,
+) -> Result<ParseStats> {
     let reader = input::open(reader, &plan.source, &plan.key, &plan.location)?;
     let mut rows = Rows::new(plan, tx)?;
     match plan.source.format {

@@ -58,7 +58,10 @@ async fn quarantined(fx: &Fx, key: &str) -> Vec<(String, u64, String, Value)> {
             let obj = q.as_object().expect("object");
             let (at, n) = ["line", "element", "row"]
                 .iter()
-                .find_map(|k| obj.get(*k).map(|v| ((*k).to_owned(), v.as_u64().expect("n"))))
+                .find_map(|k| {
+                    obj.get(*k)
+                        .map(|v| ((*k).to_owned(), v.as_u64().expect("n")))
+                })
                 .expect("a position");
             (
                 at,
@@ -101,7 +104,11 @@ async fn semicolon_tab_and_pipe_delimiters_keep_quoted_delimiters_and_newlines()
     ] {
         let fx = orders_with(&format!("{{ format = \"csv\", delimiter = {toml} }}"));
         let file = [
-            "order_id", "email", "amount", "order_day", "note\n", // header
+            "order_id",
+            "email",
+            "amount",
+            "order_day",
+            "note\n", // header
         ]
         .join(delimiter)
             + &[
@@ -494,7 +501,12 @@ async fn parquet_columns_map_by_name_and_cast_to_the_contract() {
             Some(3_000_000_000),
             None,
         ])),
-        Arc::new(StringArray::from(vec![Some("a"), Some("b"), Some("c"), None])),
+        Arc::new(StringArray::from(vec![
+            Some("a"),
+            Some("b"),
+            Some("c"),
+            None,
+        ])),
         Arc::new(Int32Array::from(vec![Some(1), Some(2), Some(3), Some(4)])),
         Arc::new(Float64Array::from(vec![
             Some(12.5),
@@ -563,9 +575,13 @@ async fn parquet_files_that_cannot_be_read_are_refused() {
     let got = refused(&fx, "raw/typed/fake.parquet", "id,label\n1,a\n").await;
     assert!(got.starts_with("not a readable Parquet file"), "{got}");
 
-    let schema = Arc::new(Schema::new(vec![Field::new("other", DataType::Int32, true)]));
-    let batch = RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(vec![1]))])
-        .expect("batch");
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "other",
+        DataType::Int32,
+        true,
+    )]));
+    let batch =
+        RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(vec![1]))]).expect("batch");
     let got = refused(&fx, "raw/typed/other.parquet", parquet_bytes(&batch)).await;
     assert_eq!(
         got,
@@ -574,8 +590,8 @@ async fn parquet_files_that_cannot_be_read_are_refused() {
 
     // A type that cannot become the contract's at all.
     let schema = Arc::new(Schema::new(vec![Field::new("day", DataType::Date32, true)]));
-    let batch = RecordBatch::try_new(schema, vec![Arc::new(Date32Array::from(vec![1]))])
-        .expect("batch");
+    let batch =
+        RecordBatch::try_new(schema, vec![Arc::new(Date32Array::from(vec![1]))]).expect("batch");
     let fx = Fx::new(
         r#"
 [[domains.products]]
@@ -585,7 +601,10 @@ source = { format = "parquet" }
 "#,
         &[(
             "typed.odcs.yaml",
-            &TYPED_CONTRACT.replace("name: day\n        logicalType: date", "name: day\n        logicalType: boolean"),
+            &TYPED_CONTRACT.replace(
+                "name: day\n        logicalType: date",
+                "name: day\n        logicalType: boolean",
+            ),
         )],
     );
     let got = refused(&fx, "raw/typed/dates.parquet", parquet_bytes(&batch)).await;
@@ -606,7 +625,8 @@ const ORDERS_FILE: &str = "order_id,email,amount,order_day,note\n\
 #[tokio::test]
 async fn gzip_and_zstd_files_are_decompressed_by_suffix_or_magic_bytes() {
     let fx = Fx::orders("");
-    let mut two_members = gzip(b"order_id,email,amount,order_day,note\nO-1,,1.00,2024-05-01,first\n");
+    let mut two_members =
+        gzip(b"order_id,email,amount,order_day,note\nO-1,,1.00,2024-05-01,first\n");
     two_members.extend(gzip(b"O-2,,2.00,2024-05-01,second\n"));
     for (key, data) in [
         ("raw/orders/a.csv.gz", gzip(ORDERS_FILE.as_bytes())),
@@ -705,7 +725,11 @@ async fn corrupt_truncated_or_mislabelled_compressed_files_are_refused() {
             zs.clone(),
             "the key ends in `.gz` but the file is not gzip-compressed",
         ),
-        ("empty.csv.gz", gzip(b""), "empty file (after gzip decompression)"),
+        (
+            "empty.csv.gz",
+            gzip(b""),
+            "empty file (after gzip decompression)",
+        ),
         (
             "binary.csv.zst",
             zstd(b"\x00\x01\x02binary"),
@@ -729,7 +753,10 @@ async fn corrupt_truncated_or_mislabelled_compressed_files_are_refused() {
     // `none` reads the bytes as they are: a gzip file is then binary.
     let fx = orders_with(r#"{ format = "csv", compression = "none" }"#);
     let got = refused(&fx, "raw/orders/x.csv.gz", gzip(ORDERS_FILE.as_bytes())).await;
-    assert!(got.starts_with("binary data") || got.starts_with("the header names none"), "{got}");
+    assert!(
+        got.starts_with("binary data") || got.starts_with("the header names none"),
+        "{got}"
+    );
 }
 
 #[tokio::test]
@@ -770,10 +797,14 @@ async fn decompression_bombs_are_refused_without_partial_output() {
 
     // Under the default caps, a large file of ordinary rows is read whole.
     let varied: String = std::iter::once("order_id,email,amount,order_day,note\n".to_owned())
-        .chain((0..50_000).map(|i| format!("O-{i},,{}.{:02},2024-05-01,row {i}\n", i % 997, i % 100)))
+        .chain(
+            (0..50_000).map(|i| format!("O-{i},,{}.{:02},2024-05-01,row {i}\n", i % 997, i % 100)),
+        )
         .collect();
     let fx = Fx::orders("");
-    let run = fx.ingest("raw/orders/ok.csv.gz", gzip(varied.as_bytes())).await;
+    let run = fx
+        .ingest("raw/orders/ok.csv.gz", gzip(varied.as_bytes()))
+        .await;
     assert_eq!((run.rows_in, run.rows_out), (50_000, 50_000));
 }
 
@@ -854,7 +885,10 @@ async fn undeclared_columns_can_be_kept_as_json_in_the_extras_column() {
         first,
         json!({"coupon": "SPRING", "channel": "web", "extras": "x"})
     );
-    assert!(extras.is_null(1), "a row without undeclared values has null");
+    assert!(
+        extras.is_null(1),
+        "a row without undeclared values has null"
+    );
 
     let fx = orders_keeping_extras("ndjson");
     let run = fx
@@ -921,18 +955,22 @@ async fn a_required_column_missing_from_the_header_is_ingested_then_quarantined_
     let cleaned = stages::clean::run(fx.ctx(), BUCKET, &run.outputs[0], VERSION)
         .await
         .expect("clean runs");
-    assert_eq!((cleaned.rows_out, cleaned.quarantined), (0, 2), "{cleaned:#?}");
+    assert_eq!(
+        (cleaned.rows_out, cleaned.quarantined),
+        (0, 2),
+        "{cleaned:#?}"
+    );
     let key = cleaned
         .outputs
         .iter()
         .find(|k| k.starts_with("quarantine/"))
         .expect("clean quarantine");
     let batch = &fx.batches(key).await[0];
-    let reasons = batch
-        .column(batch.num_columns() - 1)
-        .as_string::<i32>();
+    let reasons = batch.column(batch.num_columns() - 1).as_string::<i32>();
     assert!(
-        reasons.iter().all(|r| r.is_some_and(|r| r.contains("amount"))),
+        reasons
+            .iter()
+            .all(|r| r.is_some_and(|r| r.contains("amount"))),
         "{reasons:?}"
     );
 }
@@ -1006,7 +1044,11 @@ fn source_options_are_checked_at_load_with_their_location() {
         assert!(err.contains(expected), "{source}: {err}");
     }
     // Unknown values are refused by the parser, with the field named.
-    let err = load(r#"{ format = "csv", encoding = "utf-16" }"#, ORDERS_CONTRACT).unwrap_err();
+    let err = load(
+        r#"{ format = "csv", encoding = "utf-16" }"#,
+        ORDERS_CONTRACT,
+    )
+    .unwrap_err();
     assert!(err.contains("utf-16"), "{err}");
     let err = load(r#"{ format = "csv", quote = "ab" }"#, ORDERS_CONTRACT).unwrap_err();
     assert!(err.contains("expected one character or \"none\""), "{err}");
@@ -1016,7 +1058,9 @@ fn source_options_are_checked_at_load_with_their_location() {
 async fn dictionary_encoded_parquet_text_is_typed_like_text() {
     let fx = orders_with(r#"{ format = "parquet" }"#);
     let days: arrow::array::DictionaryArray<arrow::datatypes::Int32Type> =
-        vec!["2024-05-01", "2024-05-01", "someday"].into_iter().collect();
+        vec!["2024-05-01", "2024-05-01", "someday"]
+            .into_iter()
+            .collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new("order_id", DataType::Utf8, true),
         Field::new("amount", DataType::Utf8, true),

@@ -41,9 +41,7 @@ pub(super) fn refuse(reason: impl Into<String>) -> io::Error {
 
 /// The refusal an I/O error carries.
 fn refusal_of(e: &io::Error) -> Option<&str> {
-    e.get_ref()?
-        .downcast_ref::<Refusal>()
-        .map(|r| r.0.as_str())
+    e.get_ref()?.downcast_ref::<Refusal>().map(|r| r.0.as_str())
 }
 
 /// Turns an I/O error carrying a [`Refusal`] (directly, or inside a CSV or JSON error) into bad
@@ -269,9 +267,7 @@ pub(super) fn open(
     while head.len() < 4 {
         let mut byte = [0u8; 4];
         let want = 4 - head.len();
-        let n = counted
-            .read(&mut byte[..want])
-            .map_err(codec_error_plain)?;
+        let n = counted.read(&mut byte[..want]).map_err(codec_error_plain)?;
         if n == 0 {
             break;
         }
@@ -313,9 +309,7 @@ pub(super) fn open(
     };
     let mut decoded = decoded;
     let mut head = Vec::with_capacity(SNIFF);
-    (&mut decoded)
-        .take(SNIFF as u64)
-        .read_to_end(&mut head)?;
+    (&mut decoded).take(SNIFF as u64).read_to_end(&mut head)?;
     if head.is_empty() {
         return Err(Error::bad_input(
             location,
@@ -399,7 +393,11 @@ mod tests {
                 },
                 chunk,
             );
-            assert_eq!(String::from_utf8(decoded).expect("UTF-8"), expected, "{chunk}");
+            assert_eq!(
+                String::from_utf8(decoded).expect("UTF-8"),
+                expected,
+                "{chunk}"
+            );
         }
     }
 

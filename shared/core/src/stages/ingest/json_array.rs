@@ -125,10 +125,7 @@ pub(super) fn parse(mut reader: impl BufRead, rows: &mut Rows<'_>) -> Result<()>
         Err(e) if e.is_io() => Err(Error::Json(e)),
         Err(e) if e.is_eof() => Err(Error::bad_input(
             location,
-            format!(
-                "the JSON array is cut off in element {} ({e})",
-                index.get()
-            ),
+            format!("the JSON array is cut off in element {} ({e})", index.get()),
         )),
         Err(e) => Err(Error::bad_input(
             location,

@@ -9,10 +9,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, new_null_array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, new_null_array,
+};
+use arrow::compute::filter_record_batch;
 use arrow::compute::kernels::cast::{CastOptions, can_cast_types, cast_with_options};
 use arrow::compute::kernels::cmp::neq;
-use arrow::compute::filter_record_batch;
 use arrow::datatypes::DataType;
 use arrow::util::display::array_value_to_string;
 use futures::TryStreamExt;
@@ -312,7 +314,10 @@ fn json_value(array: &ArrayRef, row: usize) -> Value {
         }
     }
     if t.is_floating()
-        && let Some(n) = text.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
+        && let Some(n) = text
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
     {
         return Value::Number(n);
     }
