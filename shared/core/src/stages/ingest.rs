@@ -706,9 +706,7 @@ fn parse_ndjson(mut reader: impl BufRead, rows: &mut Rows<'_>) -> Result<()> {
         }
         line += 1;
         if buf.len() > MAX_RECORD_BYTES && !buf.ends_with(b"\n") {
-            // Skip the rest of the over-long line.
-            let mut sink = Vec::new();
-            reader.read_until(b'\n', &mut sink)?;
+            skip_line(&mut reader)?;
             rows.stats.rows += 1;
             rows.bad(
                 At::Line(line),
@@ -736,4 +734,41 @@ fn parse_ndjson(mut reader: impl BufRead, rows: &mut Rows<'_>) -> Result<()> {
         rows.json_object(At::Line(line), value)?;
     }
     Ok(())
+}
+
+/// Skips to the end of the current line without holding it.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufReader, Read};
+
+    #[test]
+    fn skip_line_drops_the_rest_of_a_line_across_buffers() {
+        let mut reader = BufReader::with_capacity(2, &b"abcdefg\nnext\n"[..]);
+        super::skip_line(&mut reader).expect("skip");
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest).expect("read");
+        assert_eq!(rest, "next\n");
+        let mut reader = BufReader::with_capacity(2, &b"no newline"[..]);
+        super::skip_line(&mut reader).expect("skip");
+        assert_eq!(reader.read_to_string(&mut rest).expect("read"), 0);
+    }
 }
