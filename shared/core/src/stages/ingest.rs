@@ -61,6 +61,13 @@ enum At {
     Row(u64),
 }
 
+/// A bare number is a line of a text file.
+impl From<u64> for At {
+    fn from(line: u64) -> At {
+        At::Line(line)
+    }
+}
+
 impl At {
     fn key(self) -> &'static str {
         match self {
@@ -326,9 +333,23 @@ impl<'a> Rows<'a> {
             .map_err(|_| Error::Internal("ingest writer stopped".into()))
     }
 
-    /// Parses one row with `cell(i, spec)`; appends it whole or quarantines it whole. The extras
-    /// column, when kept, takes `extras`.
+    /// Parses one row with `cell(i, spec)`; appends it whole or quarantines it whole. For
+    /// readers that find no undeclared fields (the extras column, if kept, stays null).
+    #[allow(
+        dead_code,
+        reason = "the sink of readers without extras, such as a CDC reader"
+    )]
     fn row(
+        &mut self,
+        at: impl Into<At>,
+        raw: impl FnOnce() -> Value,
+        cell: impl FnMut(usize, &ColumnSpec) -> Result<Cell, String>,
+    ) -> Result<()> {
+        self.row_with_extras(at.into(), raw, None, cell)
+    }
+
+    /// [`Rows::row`], the extras column (when kept) taking `extras`.
+    fn row_with_extras(
         &mut self,
         at: At,
         raw: impl FnOnce() -> Value,
@@ -360,8 +381,12 @@ impl<'a> Rows<'a> {
         Ok(())
     }
 
-    fn bad(&mut self, at: At, reason: String, raw: Value) -> Result<()> {
-        self.send(Msg::Bad { at, reason, raw })
+    fn bad(&mut self, at: impl Into<At>, reason: String, raw: Value) -> Result<()> {
+        self.send(Msg::Bad {
+            at: at.into(),
+            reason,
+            raw,
+        })
     }
 
     /// Turns what was seen into notes and the run record's drift.
@@ -432,7 +457,7 @@ impl<'a> Rows<'a> {
             }
         }
         let extras = (!extras.is_empty()).then(|| Value::Object(extras).to_string());
-        self.row(
+        self.row_with_extras(
             at,
             || value.clone(),
             extras,
@@ -451,9 +476,10 @@ fn parse_text_file(
     plan: &Plan,
     tx: &mpsc::Sender<Msg>,
 ) -> Result<ParseStats> {
-    let reader = input::open(reader, &plan.source, &plan.key, &plan.location)?;
+    let source = &plan.source;
+    let reader = input::open(reader, source, &plan.key, &plan.location)?;
     let mut rows = Rows::new(plan, tx)?;
-    match plan.source.format {
+    match source.format {
         SourceFormat::Csv => parse_csv(reader, &mut rows)?,
         SourceFormat::Ndjson => parse_ndjson(reader, &mut rows)?,
         SourceFormat::Json => json_array::parse(reader, &mut rows)?,
@@ -627,7 +653,7 @@ fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
         } else {
             None
         };
-        rows.row(line, raw, extras, |i, spec| {
+        rows.row_with_extras(line, raw, extras, |i, spec| {
             match positions[i].and_then(|p| rec.get(p)) {
                 None => Ok(Cell::Null),
                 Some(bytes) => match std::str::from_utf8(bytes) {

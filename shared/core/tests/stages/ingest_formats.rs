@@ -572,7 +572,24 @@ async fn parquet_columns_map_by_name_and_cast_to_the_contract() {
 #[tokio::test]
 async fn parquet_files_that_cannot_be_read_are_refused() {
     let fx = typed_parquet();
-    let got = refused(&fx, "raw/typed/fake.parquet", "id,label\n1,a\n").await;
+    for (name, content) in [("fake.parquet", "id,label\n1,a\n"), ("tiny.parquet", "PA")] {
+        let got = refused(&fx, &format!("raw/typed/{name}"), content).await;
+        assert!(
+            got.starts_with("not a readable Parquet file"),
+            "{name}: {got}"
+        );
+    }
+    // A Parquet file cut short loses its footer.
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int32, true)]));
+    let batch =
+        RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(vec![1, 2]))]).expect("batch");
+    let whole = parquet_bytes(&batch);
+    let got = refused(
+        &fx,
+        "raw/typed/cut.parquet",
+        whole[..whole.len() - 10].to_vec(),
+    )
+    .await;
     assert!(got.starts_with("not a readable Parquet file"), "{got}");
 
     let schema = Arc::new(Schema::new(vec![Field::new(
