@@ -812,6 +812,41 @@ async fn decompression_bombs_are_refused_without_partial_output() {
     );
     assert!(fx.keys("staged/").await.is_empty());
 
+    // The JSON readers refuse the same way (the cap is hit inside serde_json or a line read).
+    let fx = Fx::new(
+        r#"
+[[domains.products]]
+name = "typed"
+contract = "typed.odcs.yaml"
+source = { format = "json", max_decompressed_bytes = 100000 }
+
+[[domains.products]]
+name = "typed_json"
+contract = "typed.odcs.yaml"
+source = { format = "ndjson", max_decompressed_bytes = 100000 }
+"#,
+        &[("typed.odcs.yaml", TYPED_CONTRACT)],
+    );
+    let objects = vec!["{\"id\": 1, \"label\": \"again\"}"; 20_000];
+    let array = format!("[{}]", objects.join(","));
+    let lines = objects.join("\n");
+    let got = refused(&fx, "raw/typed/bomb.json.gz", gzip(array.as_bytes())).await;
+    assert!(
+        got.starts_with("gzip data decompresses to more than 100000 bytes"),
+        "{got}"
+    );
+    let got = refused(
+        &fx,
+        "raw/typed_json/bomb.ndjson.zst",
+        zstd(lines.as_bytes()),
+    )
+    .await;
+    assert!(
+        got.starts_with("zstd data decompresses to more than 100000 bytes"),
+        "{got}"
+    );
+    assert!(fx.keys("staged/").await.is_empty());
+
     // Under the default caps, a large file of ordinary rows is read whole.
     let varied: String = std::iter::once("order_id,email,amount,order_day,note\n".to_owned())
         .chain(
@@ -1111,4 +1146,48 @@ async fn dictionary_encoded_parquet_text_is_typed_like_text() {
         ]
     );
     assert_eq!(bad[1].3["order_day"], json!("someday"));
+}
+
+#[tokio::test]
+async fn the_policy_detectors_read_compressed_and_json_array_samples() {
+    let policy = "\
+version: 1
+classifications:
+  internal: none
+  pii: hash
+pii:
+  threshold: 0.8
+  detectors:
+    email: pii
+    phone: pii
+";
+    let fx = Fx::with_settings(
+        "policy = \"policy.yaml\"",
+        r#"
+[[domains.products]]
+name = "orders"
+contract = "orders.odcs.yaml"
+source = { format = "json", samples = ["sample.json.gz"] }
+"#,
+        &[
+            ("orders.odcs.yaml", ORDERS_CONTRACT),
+            ("policy.yaml", policy),
+        ],
+    );
+    let sample = r#"[
+        {"order_id": "O-1", "note": "+44 20 7946 0958"},
+        {"order_id": "O-2", "note": "(212) 555-0123"}
+    ]"#;
+    std::fs::write(
+        fx._dir.path().join("mesh").join("sample.json.gz"),
+        gzip(sample.as_bytes()),
+    )
+    .expect("sample");
+    let report = tessera_core::policy::check_mesh(&fx.ctx().mesh).expect("policy check");
+    let found: Vec<(String, String, u64)> = report
+        .findings
+        .iter()
+        .map(|f| (f.column.clone(), f.detector.to_string(), f.matches))
+        .collect();
+    assert_eq!(found, [("note".to_owned(), "phone".to_owned(), 2)]);
 }
