@@ -183,24 +183,137 @@ pub struct ProductConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceFormat {
-    /// Comma-separated values (RFC 4180).
+    /// Delimited text (RFC 4180 by default; see the dialect options of [`SourceConfig`]).
     Csv,
     /// Newline-delimited JSON, one object per line.
     Ndjson,
+    /// One JSON array of objects (read element by element, never whole).
+    Json,
+    /// Apache Parquet, columns mapped onto the contract by name and cast to its types.
+    Parquet,
+}
+
+impl SourceFormat {
+    /// The name written in the mesh file.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceFormat::Csv => "csv",
+            SourceFormat::Ndjson => "ndjson",
+            SourceFormat::Json => "json",
+            SourceFormat::Parquet => "parquet",
+        }
+    }
+}
+
+/// Text encoding of raw text files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum SourceEncoding {
+    /// UTF-8 (a leading byte-order mark is skipped).
+    #[default]
+    #[serde(rename = "utf-8", alias = "utf8", alias = "UTF-8")]
+    Utf8,
+    /// ISO-8859-1: every byte is the code point of the same value, decoded to UTF-8.
+    #[serde(
+        rename = "latin-1",
+        alias = "latin1",
+        alias = "iso-8859-1",
+        alias = "ISO-8859-1"
+    )]
+    Latin1,
+}
+
+/// Compression of raw files (Parquet compresses internally and is never wrapped).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceCompression {
+    /// From the key's suffix (`.gz`, `.gzip`, `.zst`, `.zstd`) or the file's magic bytes; a
+    /// suffix the magic bytes contradict refuses the file.
+    #[default]
+    Auto,
+    /// Never decompress.
+    None,
+    /// gzip (several concatenated members are one stream).
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
+
+/// What ingest does with columns (CSV) or keys (JSON) the contract does not declare.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownColumns {
+    /// Drop them (they are listed in the run record's drift).
+    #[default]
+    Drop,
+    /// Keep them, per row, as a JSON object in the recipe's `extras_column`.
+    Keep,
 }
 
 /// Where raw data comes from and how to read it.
+///
+/// Every field but `format` has a default; the CSV dialect fields (`delimiter`, `quote`,
+/// `escape`, `header`) apply to `csv` only, `encoding` and `compression` to every text format
+/// (`csv`, `ndjson`, `json`), drift (`unknown_columns`, `extras_column`) to every format. The
+/// user's guide is `docs/ingest.md`.
+///
+/// ```toml
+/// [[domains.products]]
+/// name = "orders"
+/// contract = "orders.odcs.yaml"
+///
+/// [domains.products.source]
+/// format = "csv"
+/// delimiter = ";"
+/// quote = "'"
+/// escape = "\\"
+/// header = false
+/// encoding = "latin-1"
+/// compression = "auto"
+/// max_decompressed_bytes = 1073741824
+/// unknown_columns = "keep"
+/// extras_column = "extras"
+/// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// File format.
     pub format: SourceFormat,
-    /// Field delimiter for CSV (one byte).
+    /// Field delimiter for CSV (one ASCII character, e.g. `","`, `";"`, `"\t"`, `"|"`).
     #[serde(default = "default_delimiter")]
     pub delimiter: char,
-    /// Whether the first CSV line names the columns.
+    /// Quote character for CSV (one ASCII character); `"none"` (or `""`) reads quotes as text.
+    #[serde(default = "default_quote", deserialize_with = "optional_char")]
+    pub quote: Option<char>,
+    /// Escape character inside quoted CSV fields (e.g. `"\\"`); without one (the default, or
+    /// `"none"`), a quote inside a quoted field is written twice, as in RFC 4180 (doubled
+    /// quotes are read in either case).
+    #[serde(default, deserialize_with = "optional_char")]
+    pub escape: Option<char>,
+    /// Whether the first CSV line names the columns; without a header, fields map by position
+    /// onto the contract's columns in contract order.
     #[serde(default = "yes")]
     pub header: bool,
+    /// Text encoding of `csv`, `ndjson` and `json` files.
+    #[serde(default)]
+    pub encoding: SourceEncoding,
+    /// Compression of the raw files.
+    #[serde(default)]
+    pub compression: SourceCompression,
+    /// Largest decompressed size accepted; a file over it is refused whole as a possible
+    /// decompression bomb.
+    #[serde(default = "default_max_decompressed")]
+    pub max_decompressed_bytes: u64,
+    /// Largest ratio of decompressed to compressed bytes accepted once more than 1 MiB is
+    /// decompressed; a file over it is refused whole as a possible decompression bomb.
+    #[serde(default = "default_max_ratio")]
+    pub max_compression_ratio: u64,
+    /// What to do with columns or keys the contract does not declare.
+    #[serde(default)]
+    pub unknown_columns: UnknownColumns,
+    /// With `unknown_columns = "keep"`: the contract's string column that receives, per row, a
+    /// JSON object of the undeclared fields (null when a row has none).
+    #[serde(default)]
+    pub extras_column: Option<String>,
     /// Sample raw files (or folders of them) that `tessera run` lands.
     #[serde(default)]
     pub samples: Vec<PathBuf>,
@@ -208,6 +321,109 @@ pub struct SourceConfig {
 
 fn default_delimiter() -> char {
     ','
+}
+
+fn default_quote() -> Option<char> {
+    Some('"')
+}
+
+/// Default of [`SourceConfig::max_decompressed_bytes`]: 4 GiB.
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 4 << 30;
+/// Default of [`SourceConfig::max_compression_ratio`].
+pub const DEFAULT_MAX_COMPRESSION_RATIO: u64 = 1000;
+
+fn default_max_decompressed() -> u64 {
+    DEFAULT_MAX_DECOMPRESSED_BYTES
+}
+
+fn default_max_ratio() -> u64 {
+    DEFAULT_MAX_COMPRESSION_RATIO
+}
+
+/// One character, or none when written `"none"` or `""`.
+fn optional_char<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<char>, D::Error> {
+    let text = String::deserialize(d)?;
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        (None, _) => Ok(None),
+        (Some(c), None) => Ok(Some(c)),
+        _ if text == "none" => Ok(None),
+        _ => Err(serde::de::Error::custom(format!(
+            "expected one character or \"none\", found `{text}`"
+        ))),
+    }
+}
+
+impl SourceConfig {
+    /// What the mesh file cannot say in types: one-byte CSV characters, an `extras_column`
+    /// declared as text, no compression wrapped around Parquet.
+    fn check(&self, object: &SchemaObject) -> std::result::Result<(), String> {
+        let mut seen = Vec::new();
+        for (what, c) in [
+            ("delimiter", Some(self.delimiter)),
+            ("quote", self.quote),
+            ("escape", self.escape),
+        ] {
+            let Some(c) = c else { continue };
+            if !c.is_ascii() || c == '\n' || c == '\r' {
+                return Err(format!(
+                    "CSV {what} `{}` must be one ASCII character other than a line break",
+                    c.escape_debug()
+                ));
+            }
+            if let Some((other, _)) = seen.iter().find(|(_, o)| *o == c) {
+                return Err(format!(
+                    "CSV {what} `{}` is also the {other}",
+                    c.escape_debug()
+                ));
+            }
+            seen.push((what, c));
+        }
+        if self.format == SourceFormat::Parquet
+            && matches!(
+                self.compression,
+                SourceCompression::Gzip | SourceCompression::Zstd
+            )
+        {
+            return Err(
+                "Parquet compresses its pages itself: `compression` can only be \"auto\" or \"none\""
+                    .into(),
+            );
+        }
+        if self.max_decompressed_bytes == 0 || self.max_compression_ratio == 0 {
+            return Err(
+                "`max_decompressed_bytes` and `max_compression_ratio` must be positive".into(),
+            );
+        }
+        match (self.unknown_columns, &self.extras_column) {
+            (UnknownColumns::Keep, None) => {
+                return Err(
+                    "`unknown_columns = \"keep\"` needs `extras_column`, a string column of the contract"
+                        .into(),
+                );
+            }
+            (UnknownColumns::Drop, Some(c)) => {
+                return Err(format!(
+                    "`extras_column = \"{c}\"` is only used with `unknown_columns = \"keep\"`"
+                ));
+            }
+            (UnknownColumns::Keep, Some(column)) => {
+                let property = object.property(column).ok_or_else(|| {
+                    format!("`extras_column` `{column}` is not a column of the contract")
+                })?;
+                if !property
+                    .data_type()
+                    .is_ok_and(|t| t == arrow::datatypes::DataType::Utf8)
+                {
+                    return Err(format!(
+                        "`extras_column` `{column}` must be a string column: it holds JSON text"
+                    ));
+                }
+            }
+            (UnknownColumns::Drop, None) => {}
+        }
+        Ok(())
+    }
 }
 
 fn yes() -> bool {
@@ -558,6 +774,12 @@ impl Mesh {
                     &recipe,
                     lines,
                 )?;
+                source.check(product.schema()).map_err(|e| {
+                    let (line, column) = loader.position(p.source.span().start);
+                    Error::Config(format!(
+                        "{origin}:{line}:{column}: product `{name}`: source: {e}"
+                    ))
+                })?;
                 if product.mask.values().any(|m| *m == MaskMethod::Hash) && pii_salt.is_empty() {
                     return Err(Error::Config(format!(
                         "{origin}: product `{name}` hashes personal data: set `mesh.pii_salt` or TESSERA_PII_SALT",

@@ -232,10 +232,7 @@ pub(crate) fn static_violations(s: &Subject<'_>) -> Vec<PolicyViolation> {
 }
 
 fn format_name(format: SourceFormat) -> &'static str {
-    match format {
-        SourceFormat::Csv => "csv",
-        SourceFormat::Ndjson => "ndjson",
-    }
+    format.name()
 }
 
 /// Line and column (1-based) of a byte offset of `text`.
@@ -423,18 +420,32 @@ fn scan_samples(
         }
     };
     for file in files {
-        let bytes = std::fs::read(file)
-            .map_err(|e| Error::Config(format!("cannot read sample `{}`: {e}", file.display())))?;
+        if source.format == SourceFormat::Parquet {
+            // Parquet samples are not scanned yet: only text formats are.
+            continue;
+        }
+        let bytes = match crate::stages::ingest::read_sample(file, source) {
+            Ok(bytes) => bytes,
+            // A sample ingest would refuse (empty, corrupt) has no values to scan.
+            Err(Error::BadInput { .. }) => continue,
+            Err(e) => return Err(e),
+        };
         let text = String::from_utf8_lossy(&bytes);
-        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let text: &str = &text;
         match source.format {
             SourceFormat::Csv => {
                 let delimiter = u8::try_from(u32::from(source.delimiter)).unwrap_or(b',');
-                let mut reader = csv::ReaderBuilder::new()
+                let mut builder = csv::ReaderBuilder::new();
+                builder
                     .has_headers(false)
                     .flexible(true)
                     .delimiter(delimiter)
-                    .from_reader(text.as_bytes());
+                    .quoting(source.quote.is_some())
+                    .escape(source.escape.and_then(|e| u8::try_from(u32::from(e)).ok()));
+                if let Some(q) = source.quote.and_then(|q| u8::try_from(u32::from(q)).ok()) {
+                    builder.quote(q);
+                }
+                let mut reader = builder.from_reader(text.as_bytes());
                 let mut records = reader.records().filter_map(std::result::Result::ok);
                 let positions: Vec<Option<usize>> = if source.header {
                     let Some(header) = records.next() else {
@@ -461,9 +472,19 @@ fn scan_samples(
                     }
                 }
             }
-            SourceFormat::Ndjson => {
-                for line in text.lines() {
-                    let Ok(serde_json::Value::Object(row)) = serde_json::from_str(line) else {
+            SourceFormat::Ndjson | SourceFormat::Json | SourceFormat::Parquet => {
+                let objects: Vec<serde_json::Value> = if source.format == SourceFormat::Json {
+                    match serde_json::from_str(text) {
+                        Ok(serde_json::Value::Array(items)) => items,
+                        _ => Vec::new(),
+                    }
+                } else {
+                    text.lines()
+                        .filter_map(|l| serde_json::from_str(l).ok())
+                        .collect()
+                };
+                for object in objects {
+                    let serde_json::Value::Object(row) = object else {
                         continue;
                     };
                     for column in &columns {

@@ -72,6 +72,27 @@ pub struct RunRecord {
     pub started_at: DateTime<Utc>,
     /// Duration in milliseconds.
     pub duration_ms: u64,
+    /// Schema drift an ingest found between the file and the contract (empty otherwise).
+    #[serde(default, skip_serializing_if = "Drift::is_empty")]
+    pub drift: Drift,
+}
+
+/// Columns (or JSON keys) where an input file and the product's contract disagree.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    /// In the file, not declared by the contract (dropped, or kept in the extras column).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<String>,
+    /// Declared by the contract, absent from the file (read as null).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+}
+
+impl Drift {
+    /// Whether the file and the contract agree.
+    pub fn is_empty(&self) -> bool {
+        self.unknown.is_empty() && self.missing.is_empty()
+    }
 }
 
 impl RunRecord {
@@ -101,6 +122,7 @@ impl RunRecord {
                 notes: Vec::new(),
                 started_at: Utc::now(),
                 duration_ms: 0,
+                drift: Drift::default(),
             },
             Instant::now(),
         )

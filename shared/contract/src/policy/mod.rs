@@ -180,7 +180,7 @@ pub struct Formats {
     /// Formats products may be published in (Tessera publishes `parquet`).
     #[serde(default)]
     pub output: Vec<String>,
-    /// Formats raw files may come in (`csv`, `ndjson`).
+    /// Formats raw files may come in (`csv`, `ndjson`, `json`, `parquet`).
     #[serde(default)]
     pub input: Vec<String>,
 }

@@ -1,44 +1,94 @@
-//! ingest: a raw file (CSV or NDJSON) → typed Parquet in the staged zone.
+//! ingest: a raw file (CSV, NDJSON, a JSON array or Parquet; text formats possibly gzip or
+//! zstd compressed) → typed Parquet in the staged zone.
 //!
-//! The file is parsed as it streams in, on a blocking thread, and typed per the product's
-//! contract. A row that cannot be typed goes to `quarantine/<product>/ingest/` as one JSON line
-//! with its line number, the reason and the raw fields; the rest goes on. A file that cannot be
-//! read at all (empty, binary, no header) is refused whole: it stays in the raw zone and a report
+//! The file is parsed as it streams in, and typed per the product's contract: text formats on a
+//! blocking thread (decompressed and decoded on the way, under a size cap: [`input`]), Parquet
+//! through ranged reads, its columns cast to the contract's types ([`parquet_file`]). A row that
+//! cannot be typed goes to `quarantine/<product>/ingest/` as one JSON line with its position (the
+//! `line` of a text file, the 0-based `element` of a JSON array, the 0-based `row` of a Parquet
+//! file), the reason and the raw fields; the rest goes on. A file that cannot be read at all
+//! (empty, binary, no header, not the format or compression it claims, corrupt, a possible
+//! decompression bomb) is refused whole: nothing is staged, it stays in the raw zone and a report
 //! next to the quarantined rows says why.
+//!
+//! Columns (keys) the file has and the contract does not declare, and declared columns the file
+//! lacks, are the run record's `drift`; undeclared ones are dropped, or kept per row as a JSON
+//! object in the recipe's `extras_column`. A declared column the file lacks is read as null:
+//! clean fills the recipe's `defaults`, and quarantines rows that lack a required value.
+
+mod input;
+mod json_array;
+mod parquet_file;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, Read};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use futures::TryStreamExt;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::keys::{Zone, input_id, stem};
-use crate::mesh::{ProductKind, SourceConfig, SourceFormat};
-use crate::runs::{self, InputRef, RunRecord, RunStatus};
+use crate::mesh::{ProductKind, SourceConfig, SourceFormat, UnknownColumns};
+use crate::runs::{self, Drift, InputRef, RunRecord, RunStatus};
 use crate::storage::BATCH_ROWS;
 use crate::typing::{Cell, ColumnBuilder, ColumnSpec, parse_json, parse_text};
 
-/// Longest NDJSON line or CSV record accepted; longer ones are quarantined.
+pub use input::RATIO_FLOOR;
+pub(crate) use input::read_sample;
+
+/// Longest NDJSON line, JSON array element or CSV record accepted; longer lines and records are
+/// quarantined, a longer array element refuses the file (the array cannot be resumed after it).
 pub const MAX_RECORD_BYTES: usize = 16 << 20;
 /// Raw text kept per quarantined row.
 const MAX_QUARANTINE_RAW: usize = 64 << 10;
+/// Undeclared column or key names recorded per file.
+const MAX_UNKNOWN_NAMES: usize = 100;
+
+/// Where a row is in its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At {
+    /// 1-based physical line of a text file.
+    Line(u64),
+    /// 0-based index of an element of a JSON array.
+    Element(u64),
+    /// 0-based row of a Parquet file.
+    Row(u64),
+}
+
+/// A bare number is a line of a text file.
+impl From<u64> for At {
+    fn from(line: u64) -> At {
+        At::Line(line)
+    }
+}
+
+impl At {
+    fn key(self) -> &'static str {
+        match self {
+            At::Line(_) => "line",
+            At::Element(_) => "element",
+            At::Row(_) => "row",
+        }
+    }
+
+    fn number(self) -> u64 {
+        match self {
+            At::Line(n) | At::Element(n) | At::Row(n) => n,
+        }
+    }
+}
 
 /// What the parser sends to the writer.
 #[derive(Debug)]
 enum Msg {
     Batch(RecordBatch),
-    Bad {
-        line: u64,
-        reason: String,
-        raw: Value,
-    },
+    Bad { at: At, reason: String, raw: Value },
 }
 
 /// What the parser found besides rows.
@@ -46,6 +96,76 @@ enum Msg {
 struct ParseStats {
     rows: u64,
     notes: Vec<String>,
+    drift: Drift,
+}
+
+/// How one file is read: the product's recipe and staged schema, and where the file is.
+#[derive(Debug)]
+struct Plan {
+    source: SourceConfig,
+    schema: SchemaRef,
+    specs: Vec<ColumnSpec>,
+    /// Index in `specs` of the extras column, with `unknown_columns = "keep"`.
+    extras: Option<usize>,
+    key: String,
+    location: String,
+}
+
+impl Plan {
+    /// Whether the contract column `i` is read from the file (not filled by ingest).
+    fn is_read(&self, i: usize) -> bool {
+        self.extras != Some(i)
+    }
+}
+
+/// Drift found in one file, turned into notes and the run record's `drift` at the end.
+#[derive(Debug, Default)]
+struct DriftLog {
+    unknown: BTreeSet<String>,
+    more_unknown: bool,
+    missing: Vec<String>,
+}
+
+impl DriftLog {
+    fn unknown(&mut self, name: &str) {
+        if self.unknown.contains(name) {
+            return;
+        }
+        if self.unknown.len() < MAX_UNKNOWN_NAMES {
+            self.unknown.insert(name.to_owned());
+        } else {
+            self.more_unknown = true;
+        }
+    }
+
+    /// Notes and drift; `what` is "column" or "key".
+    fn finish(self, what: &str, plan: &Plan, stats: &mut ParseStats) {
+        let fate = match (&plan.source.extras_column, plan.source.unknown_columns) {
+            (Some(c), UnknownColumns::Keep) => format!("kept in `{c}`"),
+            _ => "dropped".to_owned(),
+        };
+        for m in &self.missing {
+            stats.notes.push(if what == "key" {
+                format!("key `{m}` is in no object of the file: read as null")
+            } else {
+                format!("{what} `{m}` is missing from the file: read as null")
+            });
+        }
+        for u in &self.unknown {
+            stats
+                .notes
+                .push(format!("{what} `{u}` is not in the contract: {fate}"));
+        }
+        if self.more_unknown {
+            stats.notes.push(format!(
+                "more than {MAX_UNKNOWN_NAMES} {what}s are not in the contract: only the first are listed"
+            ));
+        }
+        stats.drift = Drift {
+            unknown: self.unknown.into_iter().collect(),
+            missing: self.missing,
+        };
+    }
 }
 
 /// Ingests one raw object.
@@ -72,15 +192,38 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
     };
     let (mut record, started) = RunRecord::start(&id, "ingest", &domain.name, &product.name, input);
     let (schema, specs) = super::staged_schema(product.schema())?;
+    let extras = match (source.unknown_columns, &source.extras_column) {
+        (UnknownColumns::Keep, Some(column)) => Some(
+            specs
+                .iter()
+                .position(|s| &s.name == column)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "product `{}`: extras column `{column}` is not in its contract",
+                        product.name
+                    ))
+                })?,
+        ),
+        _ => None,
+    };
+    let plan = Plan {
+        source: source.clone(),
+        schema: Arc::clone(&schema),
+        specs,
+        extras,
+        key: key.to_owned(),
+        location: format!("{bucket}/{key}"),
+    };
 
-    let stream = ctx.storage.get_stream(bucket, key).await?;
-    let reader = SyncIoBridge::new(StreamReader::new(stream.map_err(std::io::Error::other)));
     let (tx, mut rx) = mpsc::channel::<Msg>(4);
-    let location = format!("{bucket}/{key}");
-    let (source, schema_for_parser) = (source.clone(), Arc::clone(&schema));
-    let parser = tokio::task::spawn_blocking(move || {
-        parse(reader, &source, schema_for_parser, &specs, &location, &tx)
-    });
+    let parser = if source.format == SourceFormat::Parquet {
+        let stream = ctx.storage.read_parquet(bucket, key).await?;
+        tokio::spawn(parquet_file::ingest(stream, plan, tx))
+    } else {
+        let stream = ctx.storage.get_stream(bucket, key).await?;
+        let reader = SyncIoBridge::new(StreamReader::new(stream.map_err(std::io::Error::other)));
+        tokio::task::spawn_blocking(move || parse(reader, &plan, &tx))
+    };
 
     let mut staged = None;
     let mut quarantine = None;
@@ -98,13 +241,16 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
                     s.write(&batch).await?;
                 }
             }
-            Msg::Bad { line, reason, raw } => {
+            Msg::Bad { at, reason, raw } => {
                 if quarantine.is_none() {
                     quarantine = Some(ctx.storage.write_text(bucket, &quarantine_key)?);
                 }
-                let mut text = serde_json::to_vec(
-                    &json!({"source": key, "line": line, "reason": reason, "raw": raw}),
-                )?;
+                let mut line = Map::new();
+                line.insert("source".into(), Value::String(key.to_owned()));
+                line.insert(at.key().into(), json!(at.number()));
+                line.insert("reason".into(), Value::String(reason));
+                line.insert("raw".into(), raw);
+                let mut text = serde_json::to_vec(&Value::Object(line))?;
                 text.push(b'\n');
                 if let Some(q) = quarantine.as_mut() {
                     q.write(&text).await?;
@@ -115,17 +261,19 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
     }
     let parsed = parser
         .await
-        .map_err(|e| Error::Internal(format!("ingest parser thread: {e}")));
+        .map_err(|e| Error::Internal(format!("ingest parser task: {e}")));
     let stats = match parsed.and_then(|r| r) {
         Ok(stats) => stats,
         Err(e) => {
-            // Nothing partial is left behind: the staged file is not completed.
+            // Nothing partial is left behind: neither output is completed.
             drop(staged);
+            drop(quarantine);
             return Err(e);
         }
     };
     record.rows_in = stats.rows;
     record.notes = stats.notes;
+    record.drift = stats.drift;
     if let Some(q) = quarantine {
         record.outputs.push(q.finish().await?.key);
     }
@@ -145,30 +293,37 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
 
 /// Accumulates typed rows into batches.
 struct Rows<'a> {
-    schema: SchemaRef,
-    specs: &'a [ColumnSpec],
+    plan: &'a Plan,
     builders: Vec<ColumnBuilder>,
     pending: usize,
     cells: Vec<Cell>,
     tx: &'a mpsc::Sender<Msg>,
     stats: ParseStats,
+    drift: DriftLog,
+    /// Per contract column: whether the file has it (a CSV header names it, an object has the key).
+    seen: Vec<bool>,
+    /// Whether any JSON object was read (before one, no key can be said to be missing).
+    objects: bool,
 }
 
 impl<'a> Rows<'a> {
-    fn new(schema: SchemaRef, specs: &'a [ColumnSpec], tx: &'a mpsc::Sender<Msg>) -> Result<Self> {
-        let builders = schema
+    fn new(plan: &'a Plan, tx: &'a mpsc::Sender<Msg>) -> Result<Self> {
+        let builders = plan
+            .schema
             .fields()
             .iter()
             .map(|f| ColumnBuilder::new(Arc::clone(f)).map_err(Error::Config))
             .collect::<Result<_>>()?;
         Ok(Rows {
-            schema,
-            specs,
+            plan,
             builders,
             pending: 0,
-            cells: Vec::with_capacity(specs.len()),
+            cells: Vec::with_capacity(plan.specs.len()),
             tx,
             stats: ParseStats::default(),
+            drift: DriftLog::default(),
+            seen: vec![false; plan.specs.len()],
+            objects: false,
         })
     }
 
@@ -178,20 +333,41 @@ impl<'a> Rows<'a> {
             .map_err(|_| Error::Internal("ingest writer stopped".into()))
     }
 
-    /// Parses one row with `cell(i, spec)`; appends it whole or quarantines it whole.
+    /// Parses one row with `cell(i, spec)`; appends it whole or quarantines it whole. For
+    /// readers that find no undeclared fields (the extras column, if kept, stays null).
+    #[allow(
+        dead_code,
+        reason = "the sink of readers without extras, such as a CDC reader"
+    )]
     fn row(
         &mut self,
-        line: u64,
+        at: impl Into<At>,
         raw: impl FnOnce() -> Value,
+        cell: impl FnMut(usize, &ColumnSpec) -> Result<Cell, String>,
+    ) -> Result<()> {
+        self.row_with_extras(at.into(), raw, None, cell)
+    }
+
+    /// [`Rows::row`], the extras column (when kept) taking `extras`.
+    fn row_with_extras(
+        &mut self,
+        at: At,
+        raw: impl FnOnce() -> Value,
+        extras: Option<String>,
         mut cell: impl FnMut(usize, &ColumnSpec) -> Result<Cell, String>,
     ) -> Result<()> {
         self.stats.rows += 1;
         self.cells.clear();
-        for (i, spec) in self.specs.iter().enumerate() {
+        let mut extras = extras;
+        for (i, spec) in self.plan.specs.iter().enumerate() {
+            if !self.plan.is_read(i) {
+                self.cells.push(extras.take().map_or(Cell::Null, Cell::Str));
+                continue;
+            }
             match cell(i, spec) {
                 Ok(c) => self.cells.push(c),
                 Err(reason) => {
-                    return self.bad(line, format!("column `{}`: {reason}", spec.name), raw());
+                    return self.bad(at, format!("column `{}`: {reason}", spec.name), raw());
                 }
             }
         }
@@ -205,8 +381,33 @@ impl<'a> Rows<'a> {
         Ok(())
     }
 
-    fn bad(&mut self, line: u64, reason: String, raw: Value) -> Result<()> {
-        self.send(Msg::Bad { line, reason, raw })
+    fn bad(&mut self, at: impl Into<At>, reason: String, raw: Value) -> Result<()> {
+        self.send(Msg::Bad {
+            at: at.into(),
+            reason,
+            raw,
+        })
+    }
+
+    /// Turns what was seen into notes and the run record's drift.
+    fn finish_drift(&mut self) {
+        let plan = self.plan;
+        let what = if plan.source.format == SourceFormat::Csv {
+            "column"
+        } else {
+            "key"
+        };
+        let mut drift = std::mem::take(&mut self.drift);
+        if plan.source.format == SourceFormat::Csv || self.objects {
+            drift.missing = plan
+                .specs
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| plan.is_read(*i) && !self.seen[*i])
+                .map(|(_, s)| s.name.clone())
+                .collect();
+        }
+        drift.finish(what, plan, &mut self.stats);
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -218,40 +419,78 @@ impl<'a> Rows<'a> {
             .iter_mut()
             .map(ColumnBuilder::finish)
             .collect();
-        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
+        let batch = RecordBatch::try_new(Arc::clone(&self.plan.schema), columns)?;
         self.pending = 0;
         self.send(Msg::Batch(batch))
     }
+
+    /// One JSON value (an NDJSON line or an array element) as a row: objects are typed by key,
+    /// anything else is quarantined.
+    fn json_object(&mut self, at: At, value: Value) -> Result<()> {
+        let Value::Object(map) = &value else {
+            self.stats.rows += 1;
+            let what = match at {
+                At::Element(_) => "element",
+                _ => "line",
+            };
+            return self.bad(at, format!("{what} is not a JSON object"), value);
+        };
+        let plan = self.plan;
+        let mut extras = Map::new();
+        for (k, v) in map {
+            let declared = plan
+                .specs
+                .iter()
+                .enumerate()
+                .any(|(i, s)| plan.is_read(i) && &s.name == k);
+            if !declared {
+                self.drift.unknown(k);
+                if plan.extras.is_some() {
+                    extras.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        self.objects = true;
+        for (seen, spec) in self.seen.iter_mut().zip(&plan.specs) {
+            if !*seen && map.contains_key(&spec.name) {
+                *seen = true;
+            }
+        }
+        let extras = (!extras.is_empty()).then(|| Value::Object(extras).to_string());
+        self.row_with_extras(
+            at,
+            || value.clone(),
+            extras,
+            |_, spec| parse_json(spec, map.get(&spec.name).unwrap_or(&Value::Null)),
+        )
+    }
 }
 
-fn parse(
-    reader: impl Read,
-    source: &SourceConfig,
-    schema: SchemaRef,
-    specs: &[ColumnSpec],
-    location: &str,
+/// Reads a text file (CSV, NDJSON, a JSON array) through decompression and decoding.
+fn parse(reader: impl Read + 'static, plan: &Plan, tx: &mpsc::Sender<Msg>) -> Result<ParseStats> {
+    parse_text_file(reader, plan, tx).map_err(|e| input::refused(e, &plan.location))
+}
+
+fn parse_text_file(
+    reader: impl Read + 'static,
+    plan: &Plan,
     tx: &mpsc::Sender<Msg>,
 ) -> Result<ParseStats> {
-    let mut reader = BufReader::with_capacity(256 << 10, reader);
-    let head = reader.fill_buf()?;
-    if head.is_empty() {
-        return Err(Error::bad_input(location, "empty file"));
-    }
-    if head.contains(&0) {
-        return Err(Error::bad_input(
-            location,
-            "binary data (NUL bytes): not a text file",
-        ));
-    }
-    if head.starts_with(b"\xEF\xBB\xBF") {
-        reader.consume(3);
-    }
-    let mut rows = Rows::new(schema, specs, tx)?;
+    let source = &plan.source;
+    let reader = input::open(reader, source, &plan.key, &plan.location)?;
+    let mut rows = Rows::new(plan, tx)?;
     match source.format {
-        SourceFormat::Csv => parse_csv(reader, source, &mut rows, location)?,
+        SourceFormat::Csv => parse_csv(reader, &mut rows)?,
         SourceFormat::Ndjson => parse_ndjson(reader, &mut rows)?,
+        SourceFormat::Json => json_array::parse(reader, &mut rows)?,
+        SourceFormat::Parquet => {
+            return Err(Error::Internal(
+                "Parquet is read by columns, not as text".into(),
+            ));
+        }
     }
     rows.flush()?;
+    rows.finish_drift();
     Ok(rows.stats)
 }
 
@@ -260,32 +499,46 @@ fn lossy(field: &[u8]) -> String {
     s.into_owned()
 }
 
-fn parse_csv(
-    reader: impl Read,
-    source: &SourceConfig,
-    rows: &mut Rows<'_>,
-    location: &str,
-) -> Result<()> {
-    let delimiter = u8::try_from(source.delimiter).map_err(|_| {
-        Error::Config(format!(
-            "CSV delimiter `{}` is not a single byte",
-            source.delimiter
-        ))
-    })?;
+fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
+    let plan = rows.plan;
+    let source = &plan.source;
+    let location = plan.location.as_str();
+    let byte = |what: &str, c: char| {
+        u8::try_from(c).map_err(|_| {
+            Error::Config(format!(
+                "CSV {what} `{}` is not a single byte",
+                c.escape_debug()
+            ))
+        })
+    };
+    let delimiter = byte("delimiter", source.delimiter)?;
     let newlines = std::rc::Rc::new(std::cell::RefCell::new(Newlines::default()));
     let reader = LineCounter {
         inner: reader,
         offset: 0,
         newlines: std::rc::Rc::clone(&newlines),
     };
-    let mut csv = csv::ReaderBuilder::new()
+    let mut builder = csv::ReaderBuilder::new();
+    builder
         .has_headers(false)
         .flexible(true)
         .delimiter(delimiter)
-        .from_reader(reader);
+        .double_quote(true);
+    match source.quote {
+        Some(q) => {
+            builder.quote(byte("quote", q)?);
+        }
+        None => {
+            builder.quoting(false);
+        }
+    }
+    if let Some(e) = source.escape {
+        builder.escape(Some(byte("escape", e)?));
+    }
+    let mut csv = builder.from_reader(reader);
     let mut record = csv::ByteRecord::new();
-    // Which field of the file feeds each contract column.
-    let (positions, width) = if source.header {
+    // Which field of the file feeds each contract column, and the undeclared fields.
+    let (positions, unknown, width) = if source.header {
         if !csv
             .read_byte_record(&mut record)
             .map_err(|e| csv_error(e, location))?
@@ -303,10 +556,14 @@ fn parse_csv(
                 format!("header names column `{dup}` twice"),
             ));
         }
-        let positions: Vec<Option<usize>> = rows
+        let positions: Vec<Option<usize>> = plan
             .specs
             .iter()
-            .map(|s| {
+            .enumerate()
+            .map(|(i, s)| {
+                if !plan.is_read(i) {
+                    return None;
+                }
                 header
                     .iter()
                     .position(|h| *h == s.name)
@@ -319,41 +576,58 @@ fn parse_csv(
                 "the header names none of the contract's columns",
             ));
         }
-        for (spec, pos) in rows.specs.iter().zip(&positions) {
-            if pos.is_none() {
-                rows.stats.notes.push(format!(
-                    "column `{}` is missing from the file: read as null",
-                    spec.name
-                ));
-            }
+        let unknown: Vec<(usize, String)> = header
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| !positions.contains(&Some(*p)))
+            .map(|(p, h)| (p, h.clone()))
+            .collect();
+        for (_, h) in &unknown {
+            rows.drift.unknown(h);
         }
-        for h in &header {
-            if !rows.specs.iter().any(|s| s.name.eq_ignore_ascii_case(h)) {
-                rows.stats
-                    .notes
-                    .push(format!("column `{h}` is not in the contract: dropped"));
-            }
-        }
-        (positions, header.len())
+        (positions, unknown, header.len())
     } else {
-        ((0..rows.specs.len()).map(Some).collect(), rows.specs.len())
+        // By position, in contract order (the extras column is ingest's, not the file's).
+        let mut next = 0;
+        let positions: Vec<Option<usize>> = (0..plan.specs.len())
+            .map(|i| {
+                plan.is_read(i).then(|| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect();
+        (positions, Vec::new(), next)
     };
+    for (seen, p) in rows.seen.iter_mut().zip(&positions) {
+        *seen = p.is_some();
+    }
+    let keep = plan.extras.is_some();
     loop {
         match csv.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => return Err(csv_error(e, location)),
         }
-        let line = newlines
-            .borrow_mut()
-            .line_at(record.position().map_or(0, |p| p.byte()));
+        let line = At::Line(
+            newlines
+                .borrow_mut()
+                .line_at(record.position().map_or(0, |p| p.byte())),
+        );
         let raw = || Value::Array(record.iter().map(|f| Value::String(lossy(f))).collect());
         if record.len() != width {
             rows.stats.rows += 1;
-            let reason = format!(
-                "malformed row: {} fields where the header has {width}",
-                record.len()
-            );
+            let reason = if source.header {
+                format!(
+                    "malformed row: {} fields where the header has {width}",
+                    record.len()
+                )
+            } else {
+                format!(
+                    "malformed row: {} fields where the contract has {width} columns",
+                    record.len()
+                )
+            };
             rows.bad(line, reason, raw())?;
             continue;
         }
@@ -367,7 +641,19 @@ fn parse_csv(
             continue;
         }
         let rec = &record;
-        rows.row(line, raw, |i, spec| {
+        let extras = if keep {
+            let map: Map<String, Value> = unknown
+                .iter()
+                .filter_map(|(p, name)| {
+                    let field = rec.get(*p).filter(|f| !f.is_empty())?;
+                    Some((name.clone(), Value::String(lossy(field))))
+                })
+                .collect();
+            (!map.is_empty()).then(|| Value::Object(map).to_string())
+        } else {
+            None
+        };
+        rows.row_with_extras(line, raw, extras, |i, spec| {
             match positions[i].and_then(|p| rec.get(p)) {
                 None => Ok(Cell::Null),
                 Some(bytes) => match std::str::from_utf8(bytes) {
@@ -426,9 +712,15 @@ fn csv_error(e: csv::Error, location: &str) -> Error {
 }
 
 fn parse_ndjson(mut reader: impl BufRead, rows: &mut Rows<'_>) -> Result<()> {
+    let head = reader.fill_buf()?;
+    if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Error::bad_input(
+            &rows.plan.location,
+            "this looks like a JSON array, not one object per line: set format = \"json\"",
+        ));
+    }
     let mut buf = Vec::new();
     let mut line = 0u64;
-    let mut unknown = BTreeSet::new();
     loop {
         buf.clear();
         let n = reader
@@ -440,12 +732,10 @@ fn parse_ndjson(mut reader: impl BufRead, rows: &mut Rows<'_>) -> Result<()> {
         }
         line += 1;
         if buf.len() > MAX_RECORD_BYTES && !buf.ends_with(b"\n") {
-            // Skip the rest of the over-long line.
-            let mut sink = Vec::new();
-            reader.read_until(b'\n', &mut sink)?;
+            skip_line(&mut reader)?;
             rows.stats.rows += 1;
             rows.bad(
-                line,
+                At::Line(line),
                 format!("line longer than {MAX_RECORD_BYTES} bytes"),
                 Value::Null,
             )?;
@@ -460,35 +750,51 @@ fn parse_ndjson(mut reader: impl BufRead, rows: &mut Rows<'_>) -> Result<()> {
             Err(e) => {
                 rows.stats.rows += 1;
                 rows.bad(
-                    line,
+                    At::Line(line),
                     format!("malformed JSON: {e}"),
                     Value::String(lossy(text)),
                 )?;
                 continue;
             }
         };
-        let Value::Object(map) = &value else {
-            rows.stats.rows += 1;
-            rows.bad(line, "line is not a JSON object".into(), value.clone())?;
-            continue;
-        };
-        if unknown.len() < 20 {
-            for k in map.keys() {
-                if !rows.specs.iter().any(|s| &s.name == k) {
-                    unknown.insert(k.clone());
-                }
-            }
-        }
-        rows.row(
-            line,
-            || value.clone(),
-            |_, spec| parse_json(spec, map.get(&spec.name).unwrap_or(&Value::Null)),
-        )?;
-    }
-    for k in unknown {
-        rows.stats
-            .notes
-            .push(format!("key `{k}` is not in the contract: dropped"));
+        rows.json_object(At::Line(line), value)?;
     }
     Ok(())
+}
+
+/// Skips to the end of the current line without holding it.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufReader, Read};
+
+    #[test]
+    fn skip_line_drops_the_rest_of_a_line_across_buffers() {
+        let mut reader = BufReader::with_capacity(2, &b"abcdefg\nnext\n"[..]);
+        super::skip_line(&mut reader).expect("skip");
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest).expect("read");
+        assert_eq!(rest, "next\n");
+        let mut reader = BufReader::with_capacity(2, &b"no newline"[..]);
+        super::skip_line(&mut reader).expect("skip");
+        assert_eq!(reader.read_to_string(&mut rest).expect("read"), 0);
+    }
 }

@@ -193,13 +193,17 @@ async fn bad_lines_are_quarantined_blank_lines_skipped_unknown_keys_noted() {
     assert_eq!(run.status, RunStatus::Succeeded);
     // Blank lines are not rows; every other line is, good or bad.
     assert_eq!((run.rows_in, run.rows_out, run.quarantined), (8, 4, 4));
-    assert_eq!(
-        run.notes,
-        [
-            "key `extra` is not in the contract: dropped",
-            "key `other` is not in the contract: dropped",
-        ]
-    );
+    // Keys no object has are drift too: recorded, read as null.
+    let missing = ["amount", "ts", "local_ts", "day", "small", "flag", "ratio"];
+    let mut notes: Vec<String> = missing
+        .iter()
+        .map(|k| format!("key `{k}` is in no object of the file: read as null"))
+        .collect();
+    notes.push("key `extra` is not in the contract: dropped".into());
+    notes.push("key `other` is not in the contract: dropped".into());
+    assert_eq!(run.notes, notes);
+    assert_eq!(run.drift.unknown, ["extra", "other"]);
+    assert_eq!(run.drift.missing, missing);
     let batches = fx.batches(&run.outputs[0]).await;
     let projected: Vec<_> = batches
         .iter()

@@ -23,6 +23,8 @@ mod clean;
 #[cfg(test)]
 mod ingest_csv;
 #[cfg(test)]
+mod ingest_formats;
+#[cfg(test)]
 mod ingest_ndjson;
 #[cfg(test)]
 mod mesh;
