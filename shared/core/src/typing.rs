@@ -14,7 +14,7 @@ use arrow::array::{
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, TimeUnit};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
 
@@ -29,6 +29,25 @@ pub struct ColumnSpec {
     pub timezone: Option<Tz>,
     /// chrono format converted from the contract's `format`, tried first for dates and times.
     pub format: Option<String>,
+    /// Timestamp formats of the clean recipe (`timestamps.formats`), tried before any other:
+    /// chrono formats, or `epoch_s`, `epoch_ms`, `epoch_us` (integers since 1970-01-01 UTC).
+    pub formats: Vec<String>,
+    /// What to do with a decimal written with more fraction digits than the column's scale.
+    pub rounding: DecimalRounding,
+}
+
+/// What typing does with a decimal written with more fraction digits than the column's scale
+/// (recipe `decimal_rounding`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecimalRounding {
+    /// Refuse the value: the row goes to quarantine with the reason.
+    #[default]
+    Reject,
+    /// Round half to even (banker's rounding), on the magnitude.
+    HalfEven,
+    /// Round half away from zero.
+    HalfUp,
 }
 
 /// A parsed value, ready to append.
@@ -100,13 +119,13 @@ fn parse_str(dt: &DataType, text: &str, spec: &ColumnSpec) -> Result<Cell, Strin
             Ok(v) if v.is_finite() => Ok(Cell::Float(v)),
             _ => fail("a number"),
         },
-        DataType::Decimal128(p, s) => parse_decimal(t, *p, *s).map(Cell::Decimal),
+        DataType::Decimal128(p, s) => {
+            parse_decimal_rounded(t, *p, *s, spec.rounding).map(Cell::Decimal)
+        }
         DataType::Date32 => parse_date(t, spec)
             .map(Cell::Date)
             .ok_or_else(|| format!("cannot read `{}` as a date", shorten(t))),
-        DataType::Timestamp(_, _) => parse_timestamp(t, spec)
-            .map(Cell::Timestamp)
-            .ok_or_else(|| format!("cannot read `{}` as a timestamp", shorten(t))),
+        DataType::Timestamp(_, _) => timestamp(t, spec).map(Cell::Timestamp),
         DataType::Time64(_) => NaiveTime::parse_from_str(t, "%H:%M:%S%.f")
             .or_else(|_| NaiveTime::parse_from_str(t, "%H:%M"))
             .map(|v| Cell::Time(time_micros(v)))
@@ -155,7 +174,7 @@ fn parse_json_as(dt: &DataType, value: &Value, spec: &ColumnSpec) -> Result<Cell
                 Some(f) if !(n.is_i64() || n.is_u64()) => f.to_string(),
                 _ => n.to_string(),
             };
-            parse_decimal(&text, *p, *s).map(Cell::Decimal)
+            parse_decimal_rounded(&text, *p, *s, spec.rounding).map(Cell::Decimal)
         }
         (DataType::Float32 | DataType::Float64, Value::Number(n)) => n
             .as_f64()
@@ -231,8 +250,20 @@ fn uint_in_range(dt: &DataType, v: u64) -> Result<Cell, String> {
 }
 
 /// Parses an exact decimal. More fraction digits than the scale is an error, never a silent
-/// rounding of text the source wrote.
+/// rounding of text the source wrote (see [`parse_decimal_rounded`] for the recipe's modes).
 pub fn parse_decimal(t: &str, precision: u8, scale: i8) -> Result<i128, String> {
+    parse_decimal_rounded(t, precision, scale, DecimalRounding::Reject)
+}
+
+/// Parses a decimal: digits with an optional sign and one `.`, nothing else (a thousands
+/// separator such as `1,234.5` or `1 234` is refused, never misread). More fraction digits than
+/// the scale are refused under [`DecimalRounding::Reject`], else rounded to the scale.
+pub fn parse_decimal_rounded(
+    t: &str,
+    precision: u8,
+    scale: i8,
+    rounding: DecimalRounding,
+) -> Result<i128, String> {
     let bad = || {
         format!(
             "cannot read `{}` as decimal({precision},{scale})",
@@ -253,28 +284,46 @@ pub fn parse_decimal(t: &str, precision: u8, scale: i8) -> Result<i128, String> 
     }
     let scale_u = usize::try_from(scale.max(0)).unwrap_or(0);
     let frac_trimmed = frac.trim_end_matches('0');
-    if frac_trimmed.len() > scale_u {
-        return Err(format!(
-            "`{}` has more than {scale} decimal places",
-            shorten(t)
-        ));
-    }
+    let (kept, dropped) = if frac_trimmed.len() > scale_u {
+        if rounding == DecimalRounding::Reject {
+            return Err(format!(
+                "`{}` has more than {scale} decimal places",
+                shorten(t)
+            ));
+        }
+        frac_trimmed.split_at(scale_u)
+    } else {
+        (frac_trimmed, "")
+    };
     let int = int.trim_start_matches('0');
+    let too_big = || format!("`{}` does not fit decimal({precision},{scale})", shorten(t));
     if int.len() + scale_u > usize::from(precision) {
-        return Err(format!(
-            "`{}` does not fit decimal({precision},{scale})",
-            shorten(t)
-        ));
+        return Err(too_big());
     }
     let mut text = String::with_capacity(int.len() + scale_u);
     text.push_str(int);
-    text.push_str(frac_trimmed);
-    text.extend(std::iter::repeat_n('0', scale_u - frac_trimmed.len()));
-    let v: i128 = if text.is_empty() {
+    text.push_str(kept);
+    text.extend(std::iter::repeat_n('0', scale_u - kept.len()));
+    let mut v: i128 = if text.is_empty() {
         0
     } else {
         text.parse().map_err(|_| bad())?
     };
+    if let Some(first) = dropped.bytes().next() {
+        let first = first - b'0';
+        let rest = dropped.bytes().skip(1).any(|b| b != b'0');
+        let up = match rounding {
+            DecimalRounding::HalfUp => first >= 5,
+            DecimalRounding::HalfEven => first > 5 || (first == 5 && (rest || v % 2 == 1)),
+            DecimalRounding::Reject => false,
+        };
+        if up {
+            v += 1;
+        }
+    }
+    if v >= 10i128.pow(u32::from(precision.min(38))) {
+        return Err(too_big());
+    }
     Ok(if neg { -v } else { v })
 }
 
@@ -306,51 +355,117 @@ const NAIVE_FORMATS: [&str; 4] = [
 ];
 const OFFSET_FORMATS: [&str; 2] = ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"];
 
-/// Parses a timestamp to UTC microseconds: the contract's format, RFC 3339, ISO 8601 with or
-/// without offset (no offset = the column's time zone, else UTC), a date alone, or epoch
-/// seconds (9 to 11 digits) or milliseconds (12 or 13).
+/// Parses a timestamp to UTC microseconds (`None` when it cannot; see [`timestamp`] for why).
 pub fn parse_timestamp(t: &str, spec: &ColumnSpec) -> Option<i64> {
+    timestamp(t, spec).ok()
+}
+
+/// A naive date-time in the column's zone (UTC without one), as UTC microseconds. A time that
+/// a daylight-saving change repeats takes its earliest instant; one that it skips is an error.
+fn local_to_utc(n: NaiveDateTime, spec: &ColumnSpec) -> Result<i64, String> {
+    match spec.timezone {
+        None => Ok(n.and_utc().timestamp_micros()),
+        Some(tz) => match tz.from_local_datetime(&n) {
+            LocalResult::Single(d) => Ok(d.with_timezone(&Utc).timestamp_micros()),
+            LocalResult::Ambiguous(earliest, _) => {
+                Ok(earliest.with_timezone(&Utc).timestamp_micros())
+            }
+            LocalResult::None => Err(format!(
+                "`{n}` does not exist in {tz} (skipped by a daylight-saving change)"
+            )),
+        },
+    }
+}
+
+/// One recipe format: `Ok(None)` when the text does not have this shape.
+fn with_format(t: &str, f: &str, spec: &ColumnSpec) -> Result<Option<i64>, String> {
+    let epoch = |unit: i64| -> Result<Option<i64>, String> {
+        let digits = t.strip_prefix('-').unwrap_or(t);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(None);
+        }
+        let v: i64 = t
+            .parse()
+            .map_err(|_| format!("`{}` is out of range", shorten(t)))?;
+        v.checked_mul(unit)
+            .filter(|us| DateTime::from_timestamp_micros(*us).is_some())
+            .map(Some)
+            .ok_or_else(|| format!("`{}` is out of range for {f}", shorten(t)))
+    };
+    match f {
+        "epoch_s" => epoch(1_000_000),
+        "epoch_ms" => epoch(1_000),
+        "epoch_us" => epoch(1),
+        _ => {
+            if let Ok(d) = DateTime::parse_from_str(t, f) {
+                return Ok(Some(d.with_timezone(&Utc).timestamp_micros()));
+            }
+            if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
+                return local_to_utc(n, spec).map(Some);
+            }
+            match NaiveDate::parse_from_str(t, f) {
+                Ok(d) => local_to_utc(d.and_time(NaiveTime::MIN), spec).map(Some),
+                Err(_) => Ok(None),
+            }
+        }
+    }
+}
+
+/// Parses a timestamp to UTC microseconds: the recipe's formats in order, then the contract's
+/// format, RFC 3339, ISO 8601 with or without offset (no offset = the column's time zone, else
+/// UTC), a date alone, or epoch seconds (9 to 11 digits) or milliseconds (12 or 13). The error
+/// says why: no shape matched, or a local time a daylight-saving change skips.
+pub fn timestamp(t: &str, spec: &ColumnSpec) -> Result<i64, String> {
+    for f in &spec.formats {
+        if let Some(v) = with_format(t, f, spec)? {
+            return Ok(v);
+        }
+    }
+    let unreadable = || {
+        if spec.formats.is_empty() {
+            format!("cannot read `{}` as a timestamp", shorten(t))
+        } else {
+            format!(
+                "cannot read `{}` as a timestamp (formats tried: {})",
+                shorten(t),
+                spec.formats.join(", ")
+            )
+        }
+    };
     if t.bytes().all(|b| b.is_ascii_digit()) {
-        let v: i64 = t.parse().ok()?;
+        let v: i64 = t.parse().map_err(|_| unreadable())?;
         return match t.len() {
             9..=11 => v.checked_mul(1_000_000),
             12 | 13 => v.checked_mul(1_000),
             _ => None,
-        };
-    }
-    let in_zone = |n: NaiveDateTime| -> Option<i64> {
-        match spec.timezone {
-            Some(tz) => tz
-                .from_local_datetime(&n)
-                .earliest()
-                .map(|d| d.with_timezone(&Utc).timestamp_micros()),
-            None => Some(n.and_utc().timestamp_micros()),
         }
-    };
+        .ok_or_else(unreadable);
+    }
     if let Some(f) = spec.format.as_deref() {
         if let Ok(d) = DateTime::parse_from_str(t, f) {
-            return Some(d.with_timezone(&Utc).timestamp_micros());
+            return Ok(d.with_timezone(&Utc).timestamp_micros());
         }
         if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
-            return in_zone(n);
+            return local_to_utc(n, spec);
         }
     }
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
-        return Some(d.with_timezone(&Utc).timestamp_micros());
+        return Ok(d.with_timezone(&Utc).timestamp_micros());
     }
     for f in OFFSET_FORMATS {
         if let Ok(d) = DateTime::parse_from_str(t, f) {
-            return Some(d.with_timezone(&Utc).timestamp_micros());
+            return Ok(d.with_timezone(&Utc).timestamp_micros());
         }
     }
     for f in NAIVE_FORMATS {
         if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
-            return in_zone(n);
+            return local_to_utc(n, spec);
         }
     }
-    NaiveDate::parse_from_str(t, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| in_zone(d.and_time(NaiveTime::MIN)))
+    match NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        Ok(d) => local_to_utc(d.and_time(NaiveTime::MIN), spec),
+        Err(_) => Err(unreadable()),
+    }
 }
 
 /// Converts the common JDK `DateTimeFormatter` letters of ODCS formats to chrono's.
@@ -605,6 +720,8 @@ mod tests {
             data_type: dt,
             timezone: None,
             format: None,
+            formats: Vec::new(),
+            rounding: DecimalRounding::Reject,
         }
     }
 

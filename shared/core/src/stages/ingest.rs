@@ -71,7 +71,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         version: version.into(),
     };
     let (mut record, started) = RunRecord::start(&id, "ingest", &domain.name, &product.name, input);
-    let (schema, specs) = super::staged_schema(product.schema())?;
+    let (schema, specs) = super::staged_schema_for(product)?;
 
     let stream = ctx.storage.get_stream(bucket, key).await?;
     let reader = SyncIoBridge::new(StreamReader::new(stream.map_err(std::io::Error::other)));
