@@ -377,6 +377,11 @@ fn local_to_utc(n: NaiveDateTime, spec: &ColumnSpec) -> Result<i64, String> {
     }
 }
 
+/// 1900-01-01T00:00:00Z in microseconds.
+const EPOCH_MIN_MICROS: i64 = -2_208_988_800_000_000;
+/// 2200-01-01T00:00:00Z in microseconds.
+const EPOCH_MAX_MICROS: i64 = 7_258_118_400_000_000;
+
 /// One recipe format: `Ok(None)` when the text does not have this shape.
 fn with_format(t: &str, f: &str, spec: &ColumnSpec) -> Result<Option<i64>, String> {
     let epoch = |unit: i64| -> Result<Option<i64>, String> {
@@ -384,13 +389,12 @@ fn with_format(t: &str, f: &str, spec: &ColumnSpec) -> Result<Option<i64>, Strin
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Ok(None);
         }
-        let v: i64 = t
-            .parse()
-            .map_err(|_| format!("`{}` is out of range", shorten(t)))?;
-        v.checked_mul(unit)
-            .filter(|us| DateTime::from_timestamp_micros(*us).is_some())
-            .map(Some)
-            .ok_or_else(|| format!("`{}` is out of range for {f}", shorten(t)))
+        // An epoch format takes the values that land between the years 1900 and 2200, so
+        // that `epoch_s` before `epoch_ms` reads seconds and milliseconds apart.
+        Ok(t.parse::<i64>()
+            .ok()
+            .and_then(|v| v.checked_mul(unit))
+            .filter(|us| (EPOCH_MIN_MICROS..EPOCH_MAX_MICROS).contains(us)))
     };
     match f {
         "epoch_s" => epoch(1_000_000),

@@ -505,8 +505,8 @@ struct Cleaner {
     detect: Option<Detect>,
     /// Fences of the detected columns (same order), once pass 1 computed them.
     fences: Vec<Option<(f64, f64)>>,
-    /// JSON text column → (JSON pointer, target column).
-    flatten: Vec<(usize, Vec<(String, usize)>)>,
+    /// JSON text column → (field as written, JSON pointer, target column).
+    flatten: Vec<(usize, Vec<(String, String, usize)>)>,
     /// Contract struct/list columns (read from JSON text when the staged column is text).
     structured: Vec<usize>,
     specs: Vec<ColumnSpec>,
@@ -711,7 +711,7 @@ impl Cleaner {
                         .collect::<Vec<_>>()
                         .join("/")
                 );
-                targets.push((pointer, t));
+                targets.push((f.clone(), pointer, t));
             }
             flatten.push((src, targets));
         }
@@ -879,7 +879,7 @@ impl Cleaner {
             let text = batch.column(*src).as_string::<i32>();
             let mut builders = targets
                 .iter()
-                .map(|(_, t)| ColumnBuilder::new(Arc::clone(&self.schema.fields()[*t])))
+                .map(|(_, _, t)| ColumnBuilder::new(Arc::clone(&self.schema.fields()[*t])))
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(Error::Config)?;
             // Rows whose source is null keep the target's own value.
@@ -918,7 +918,7 @@ impl Cleaner {
                     Some(Ok(v)) => v,
                 };
                 from_source[r] = true;
-                for ((pointer, t), b) in targets.iter().zip(&mut builders) {
+                for ((written, pointer, t), b) in targets.iter().zip(&mut builders) {
                     let field = value.pointer(pointer).unwrap_or(&Value::Null);
                     match parse_json(&self.specs[*t], field) {
                         Ok(cell) => b.append(&cell),
@@ -926,9 +926,8 @@ impl Cleaner {
                             b.append(&crate::typing::Cell::Null);
                             if reasons[r].is_none() {
                                 reasons[r] = Some(format!(
-                                    "invalid_{}: field `{}` of `{name}`: {e}",
+                                    "invalid_{}: field `{written}` of `{name}`: {e}",
                                     self.schema.field(*t).name(),
-                                    &pointer[1..]
                                 ));
                             }
                         }
@@ -936,7 +935,7 @@ impl Cleaner {
                 }
             }
             let mask = BooleanArray::from(from_source);
-            for ((_, t), mut b) in targets.iter().zip(builders) {
+            for ((_, _, t), mut b) in targets.iter().zip(builders) {
                 columns[*t] = zip(&mask, &b.finish(), &columns[*t])?;
             }
         }
@@ -1122,7 +1121,9 @@ impl Cleaner {
                                 let shown = arrow::util::display::array_value_to_string(array, r)
                                     .unwrap_or_else(|_| v.to_string());
                                 reasons[r] = Some(format!(
-                                    "outlier: {name}={shown} outside [{lo}, {hi}] ({})",
+                                    "outlier: {name}={shown} outside [{}, {}] ({})",
+                                    shown_f64(lo),
+                                    shown_f64(hi),
                                     d.describe()
                                 ));
                             }
@@ -1191,6 +1192,12 @@ impl Detect {
             OutlierMethod::Zscore => format!("zscore threshold={}", self.parameter),
         }
     }
+}
+
+/// A fence for people: at most 9 decimal places, so that `8.000000000000002` reads `8`.
+fn shown_f64(v: f64) -> f64 {
+    let r = (v * 1e9).round() / 1e9;
+    if r.is_finite() { r } else { v }
 }
 
 fn shorten(s: &str) -> String {
