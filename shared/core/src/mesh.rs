@@ -239,10 +239,10 @@ pub struct CleanRecipe {
     pub flatten: BTreeMap<String, Vec<String>>,
     /// Missing time slots of each series filled with generated rows.
     #[serde(default)]
-    pub gaps: Option<GapRecipe>,
+    pub gaps: Option<Box<GapRecipe>>,
     /// How timestamps are read at ingest: formats and the zone of naive times.
     #[serde(default)]
-    pub timestamps: Option<TimestampRecipe>,
+    pub timestamps: Option<Box<TimestampRecipe>>,
     /// What typing does with a decimal with more fraction digits than its scale.
     #[serde(default)]
     pub decimal_rounding: crate::typing::DecimalRounding,
@@ -305,7 +305,7 @@ pub enum Outliers {
     /// `outliers = "quarantine" | "flag" | "clip"`: the contract's ranges only.
     Range(OutlierAction),
     /// `outliers = { method = "iqr", columns = [...], ... }`.
-    Detect(OutlierDetection),
+    Detect(Box<OutlierDetection>),
 }
 
 impl Default for Outliers {

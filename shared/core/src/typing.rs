@@ -779,6 +779,91 @@ mod tests {
     }
 
     #[test]
+    fn recipe_formats_come_first_and_local_times_follow_the_zone() {
+        let s = ColumnSpec {
+            formats: vec!["%d/%m/%Y %H:%M".into(), "epoch_s".into(), "epoch_ms".into()],
+            timezone: Some(chrono_tz::Europe::Paris),
+            ..spec(DataType::Timestamp(
+                TimeUnit::Microsecond,
+                Some("UTC".into()),
+            ))
+        };
+        assert_eq!(
+            timestamp("01/02/2024 10:00", &s),
+            Ok(ts("2024-02-01T09:00:00Z"))
+        );
+        // Seconds and milliseconds told apart by the instant they give.
+        assert_eq!(timestamp("1714557600", &s), Ok(ts("2024-05-01T10:00:00Z")));
+        assert_eq!(
+            timestamp("1714557600500", &s),
+            Ok(ts("2024-05-01T10:00:00.500Z"))
+        );
+        assert_eq!(timestamp("-86400", &s), Ok(ts("1969-12-31T00:00:00Z")));
+        // Without the recipe, a day-first date is not read at all.
+        let plain = spec(s.data_type.clone());
+        assert!(timestamp("01/02/2024 10:00", &plain).is_err());
+        // The autumn hour that happens twice takes its first instant; the spring hour that
+        // does not happen is refused with the reason.
+        assert_eq!(
+            timestamp("2024-10-27 02:30:00", &s),
+            Ok(ts("2024-10-27T00:30:00Z"))
+        );
+        assert_eq!(
+            timestamp("31/03/2024 02:30", &s),
+            Err("`2024-03-31 02:30:00` does not exist in Europe/Paris (skipped by a daylight-saving change)".into())
+        );
+        // An explicit offset wins over the zone.
+        assert_eq!(
+            timestamp("2024-03-31T02:30:00+00:00", &s),
+            Ok(ts("2024-03-31T02:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn decimals_round_per_mode_and_never_misread_separators() {
+        use DecimalRounding::{HalfEven, HalfUp, Reject};
+        for (text, even, up) in [
+            ("0.125", Ok(12), Ok(13)),
+            ("0.135", Ok(14), Ok(14)),
+            ("0.1251", Ok(13), Ok(13)),
+            ("-0.125", Ok(-12), Ok(-13)),
+            ("-0.135", Ok(-14), Ok(-14)),
+            ("2.5", Ok(250), Ok(250)),
+            ("9.999", Err(()), Err(())),
+        ] {
+            assert_eq!(
+                parse_decimal_rounded(text, 3, 2, HalfEven).map_err(|_| ()),
+                even,
+                "{text} half_even"
+            );
+            assert_eq!(
+                parse_decimal_rounded(text, 3, 2, HalfUp).map_err(|_| ()),
+                up,
+                "{text} half_up"
+            );
+        }
+        assert_eq!(
+            parse_decimal_rounded("0.125", 3, 2, Reject),
+            Err("`0.125` has more than 2 decimal places".into())
+        );
+        assert_eq!(
+            parse_decimal_rounded("9.999", 3, 2, HalfUp),
+            Err("`9.999` does not fit decimal(3,2)".into())
+        );
+        for text in ["1,234.5", "1.234,5", "1 234", "1_234", "1'234", "12e2"] {
+            for mode in [Reject, HalfEven, HalfUp] {
+                assert_eq!(
+                    parse_decimal_rounded(text, 12, 2, mode),
+                    Err(format!("cannot read `{text}` as decimal(12,2)")),
+                    "{text}"
+                );
+            }
+        }
+        // Floats refuse separators too.
+        assert!(parse_text(&spec(DataType::Float64), "1,234.5").is_err());
+    }
+
+    #[test]
     fn nested_json_builds_lists_of_structs() {
         let item = DataType::Struct(Fields::from(vec![
             Field::new("sku", DataType::Utf8, true),

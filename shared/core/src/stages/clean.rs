@@ -147,7 +147,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         while let Some(batch) = stream.next().await {
             let prepared = cleaner.prepare(&batch?)?;
             for ((col, _), stat) in detect.columns.iter().zip(stats.iter_mut()) {
-                stat.update(prepared.batch.column(*col))?;
+                stat.update(prepared.batch.column(*col), detect.method)?;
             }
         }
         let fences = stats
@@ -505,8 +505,8 @@ struct Cleaner {
     detect: Option<Detect>,
     /// Fences of the detected columns (same order), once pass 1 computed them.
     fences: Vec<Option<(f64, f64)>>,
-    /// JSON text column → (field as written, JSON pointer, target column).
-    flatten: Vec<(usize, Vec<(String, String, usize)>)>,
+    /// JSON text column → its fields.
+    flatten: Vec<(usize, Vec<FlatField>)>,
     /// Contract struct/list columns (read from JSON text when the staged column is text).
     structured: Vec<usize>,
     specs: Vec<ColumnSpec>,
@@ -517,6 +517,19 @@ struct Cleaner {
     all_rows: RowConverter,
     keys: Option<RowConverter>,
 }
+
+/// A field of a JSON text column flattened into a column: as written, as a JSON pointer, and
+/// the target column.
+type FlatField = (String, String, usize);
+
+/// Values of a column to clip: the column, its lower and upper bounds ((value, exclusive)), and
+/// which rows cross which bound.
+type Clip = (
+    usize,
+    Option<(f64, bool)>,
+    Option<(f64, bool)>,
+    Vec<Option<Side>>,
+);
 
 /// A batch conformed to the staged schema and normalized, with the rows structuring refused.
 struct Prepared {
@@ -531,13 +544,7 @@ struct Verdicts {
     reasons: Vec<Option<String>>,
     flagged: Vec<bool>,
     clipped: Vec<bool>,
-    /// Column, its lower and upper bound ((value, exclusive)), and which rows cross which one.
-    clips: Vec<(
-        usize,
-        Option<(f64, bool)>,
-        Option<(f64, bool)>,
-        Vec<Option<Side>>,
-    )>,
+    clips: Vec<Clip>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1309,11 +1316,13 @@ struct Stat {
 }
 
 impl Stat {
-    fn update(&mut self, array: &ArrayRef) -> Result<()> {
+    fn update(&mut self, array: &ArrayRef, method: OutlierMethod) -> Result<()> {
         let values = cast(array, &DataType::Float64)?;
         let values = values.as_primitive::<Float64Type>();
         for v in values.iter().flatten() {
-            self.values.push(v);
+            if method == OutlierMethod::Iqr {
+                self.values.push(v);
+            }
             self.count += 1;
             let delta = v - self.mean;
             self.mean += delta / self.count as f64;
