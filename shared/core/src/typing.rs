@@ -334,10 +334,17 @@ fn time_micros(t: NaiveTime) -> i64 {
 
 fn parse_date(t: &str, spec: &ColumnSpec) -> Option<i32> {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    // Recipe formats read the date as written (not through an instant, which a time zone
+    // would move to another day).
     let date = spec
-        .format
-        .as_deref()
-        .and_then(|f| NaiveDate::parse_from_str(t, f).ok())
+        .formats
+        .iter()
+        .find_map(|f| NaiveDate::parse_from_str(t, f).ok())
+        .or_else(|| {
+            spec.format
+                .as_deref()
+                .and_then(|f| NaiveDate::parse_from_str(t, f).ok())
+        })
         .or_else(|| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
         .or_else(|| {
             parse_timestamp(t, spec)
@@ -812,6 +819,12 @@ mod tests {
             timestamp("31/03/2024 02:30", &s),
             Err("`2024-03-31 02:30:00` does not exist in Europe/Paris (skipped by a daylight-saving change)".into())
         );
+        // A date column reads the local date as written, whatever the zone.
+        let day = ColumnSpec {
+            data_type: DataType::Date32,
+            ..s.clone()
+        };
+        assert_eq!(parse_text(&day, "15/01/2024 00:30"), Ok(Cell::Date(19737)));
         // An explicit offset wins over the zone.
         assert_eq!(
             timestamp("2024-03-31T02:30:00+00:00", &s),

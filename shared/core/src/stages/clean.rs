@@ -485,8 +485,10 @@ struct Gaps {
     marker: usize,
     marker_name: String,
     max: u64,
-    /// Every column but time, series and marker.
+    /// Every column but time, series, marker and outlier flag.
     measures: Vec<usize>,
+    /// The outlier flag column (false in generated rows).
+    flag: Option<usize>,
     series: RowConverter,
 }
 
@@ -752,8 +754,11 @@ impl Cleaner {
                 }
                 let marker = boolean(&g.marker, "gaps.marker")?;
                 let by = g.by.iter().map(|c| index(c)).collect::<Result<Vec<_>>>()?;
+                // The outlier flag of a generated row is false, like its marker's opposite.
                 let measures: Vec<usize> = (0..schema.fields().len())
-                    .filter(|i| *i != time && *i != marker && !by.contains(i))
+                    .filter(|i| {
+                        *i != time && *i != marker && !by.contains(i) && Some(*i) != flag_column
+                    })
                     .collect();
                 for &m in &measures {
                     let p = &object.properties[m];
@@ -790,6 +795,7 @@ impl Cleaner {
                     marker_name: g.marker.clone(),
                     max: g.max_filled_rows,
                     measures,
+                    flag: flag_column,
                     series,
                 })
             }
@@ -1497,6 +1503,9 @@ impl SeriesSlots {
             }
         };
         columns[gaps.marker] = Arc::new(BooleanArray::from(vec![true; rows]));
+        if let Some(f) = gaps.flag {
+            columns[f] = Arc::new(BooleanArray::from(vec![false; rows]));
+        }
         for &m in &gaps.measures {
             let dt = clean.schema().field(m).data_type().clone();
             match gaps.fill {

@@ -435,6 +435,8 @@ schema:
         logicalType: string
       - name: is_filled
         logicalType: boolean
+      - name: is_outlier
+        logicalType: boolean
 "#;
 
 fn readings() -> Fx {
@@ -451,6 +453,11 @@ fn readings() -> Fx {
             product("readings_null", "null", ""),
             product("readings_forward", "forward", ""),
             product("readings_capped", "zero", ", max_filled_rows = 2"),
+            "[[domains.products]]\nname = \"readings_flagged\"\ncontract = \"readings.odcs.yaml\"\n\
+             source = { format = \"csv\" }\n\
+             clean = { gaps = { time = \"ts\", every = \"1h\", by = [\"sensor_id\"], fill = \"forward\", marker = \"is_filled\" }, \
+             outliers = { method = \"zscore\", columns = [\"value\"], threshold = 1.0, action = \"flag\", flag_column = \"is_outlier\" } }\n"
+                .to_owned(),
         ]
         .join("\n"),
         &[("readings.odcs.yaml", READINGS_CONTRACT)],
@@ -459,12 +466,12 @@ fn readings() -> Fx {
 
 /// Sensor A misses 01:00 and 02:00; sensor B (on the half hour) misses 03:30; a row of A
 /// breaking a rule does not count as present.
-const READINGS: &str = "sensor_id,ts,value,count,unit,is_filled\n\
-    A,2024-05-01T00:00:00Z,1.5,1,C,\n\
-    B,2024-05-01T01:30:00Z,10,10,F,true\n\
-    A,2024-05-01T03:00:00Z,4.5,4,C,\n\
-    B,2024-05-01T02:30:00Z,11,11,F,\n\
-    B,2024-05-01T04:30:00Z,13,13,F,\n";
+const READINGS: &str = "sensor_id,ts,value,count,unit,is_filled,is_outlier\n\
+    A,2024-05-01T00:00:00Z,1.5,1,C,,\n\
+    B,2024-05-01T01:30:00Z,10,10,F,true,\n\
+    A,2024-05-01T03:00:00Z,4.5,4,C,,\n\
+    B,2024-05-01T02:30:00Z,11,11,F,,\n\
+    B,2024-05-01T04:30:00Z,13,13,F,,\n";
 
 async fn fill(product: &str) -> (Fx, RunRecord) {
     let fx = readings();
@@ -489,18 +496,18 @@ async fn gaps_are_filled_with_zero_per_series_and_marked() {
     assert_table(
         &fx.table(&run.outputs[0]).await,
         &[
-            "+-----------+----------------------+-------+-------+------+-----------+",
-            "| sensor_id | ts                   | value | count | unit | is_filled |",
-            "+-----------+----------------------+-------+-------+------+-----------+",
-            "| A         | 2024-05-01T00:00:00Z | 1.5   | 1     | C    | false     |",
-            "| A         | 2024-05-01T01:00:00Z | 0.0   | 0     |      | true      |",
-            "| A         | 2024-05-01T02:00:00Z | 0.0   | 0     |      | true      |",
-            "| B         | 2024-05-01T01:30:00Z | 10.0  | 10    | F    | false     |",
-            "| A         | 2024-05-01T03:00:00Z | 4.5   | 4     | C    | false     |",
-            "| B         | 2024-05-01T02:30:00Z | 11.0  | 11    | F    | false     |",
-            "| B         | 2024-05-01T03:30:00Z | 0.0   | 0     |      | true      |",
-            "| B         | 2024-05-01T04:30:00Z | 13.0  | 13    | F    | false     |",
-            "+-----------+----------------------+-------+-------+------+-----------+",
+            "+-----------+----------------------+-------+-------+------+-----------+------------+",
+            "| sensor_id | ts                   | value | count | unit | is_filled | is_outlier |",
+            "+-----------+----------------------+-------+-------+------+-----------+------------+",
+            "| A         | 2024-05-01T00:00:00Z | 1.5   | 1     | C    | false     |            |",
+            "| A         | 2024-05-01T01:00:00Z | 0.0   | 0     |      | true      |            |",
+            "| A         | 2024-05-01T02:00:00Z | 0.0   | 0     |      | true      |            |",
+            "| B         | 2024-05-01T01:30:00Z | 10.0  | 10    | F    | false     |            |",
+            "| A         | 2024-05-01T03:00:00Z | 4.5   | 4     | C    | false     |            |",
+            "| B         | 2024-05-01T02:30:00Z | 11.0  | 11    | F    | false     |            |",
+            "| B         | 2024-05-01T03:30:00Z | 0.0   | 0     |      | true      |            |",
+            "| B         | 2024-05-01T04:30:00Z | 13.0  | 13    | F    | false     |            |",
+            "+-----------+----------------------+-------+-------+------+-----------+------------+",
         ],
     );
 }
@@ -513,11 +520,11 @@ async fn gaps_are_filled_with_nulls() {
     let table = fx.table(&run.outputs[0]).await;
     assert_eq!(
         table[4],
-        "| A         | 2024-05-01T01:00:00Z |       |       |      | true      |"
+        "| A         | 2024-05-01T01:00:00Z |       |       |      | true      |            |"
     );
     assert_eq!(
         table[9],
-        "| B         | 2024-05-01T03:30:00Z |       |       |      | true      |"
+        "| B         | 2024-05-01T03:30:00Z |       |       |      | true      |            |"
     );
 }
 
@@ -529,15 +536,31 @@ async fn gaps_are_filled_forward_from_the_previous_row_of_the_series() {
     assert_eq!(
         &table[3..12],
         [
-            "| A         | 2024-05-01T00:00:00Z | 1.5   | 1     | C    | false     |",
-            "| A         | 2024-05-01T01:00:00Z | 1.5   | 1     | C    | true      |",
-            "| A         | 2024-05-01T02:00:00Z | 1.5   | 1     | C    | true      |",
-            "| B         | 2024-05-01T01:30:00Z | 10.0  | 10    | F    | false     |",
-            "| A         | 2024-05-01T03:00:00Z | 4.5   | 4     | C    | false     |",
-            "| B         | 2024-05-01T02:30:00Z | 11.0  | 11    | F    | false     |",
-            "| B         | 2024-05-01T03:30:00Z | 11.0  | 11    | F    | true      |",
-            "| B         | 2024-05-01T04:30:00Z | 13.0  | 13    | F    | false     |",
-            "+-----------+----------------------+-------+-------+------+-----------+",
+            "| A         | 2024-05-01T00:00:00Z | 1.5   | 1     | C    | false     |            |",
+            "| A         | 2024-05-01T01:00:00Z | 1.5   | 1     | C    | true      |            |",
+            "| A         | 2024-05-01T02:00:00Z | 1.5   | 1     | C    | true      |            |",
+            "| B         | 2024-05-01T01:30:00Z | 10.0  | 10    | F    | false     |            |",
+            "| A         | 2024-05-01T03:00:00Z | 4.5   | 4     | C    | false     |            |",
+            "| B         | 2024-05-01T02:30:00Z | 11.0  | 11    | F    | false     |            |",
+            "| B         | 2024-05-01T03:30:00Z | 11.0  | 11    | F    | true      |            |",
+            "| B         | 2024-05-01T04:30:00Z | 13.0  | 13    | F    | false     |            |",
+            "+-----------+----------------------+-------+-------+------+-----------+------------+",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn generated_rows_are_not_outliers_even_when_copied_from_one() {
+    // Values 1.5, 4.5, 10, 11, 13: mean 8, σ 4.30; threshold 1 flags 1.5 and 13.
+    let (fx, run) = fill("readings_flagged").await;
+    assert_eq!((run.filled, run.flagged), (3, 2));
+    let table = fx.table(&run.outputs[0]).await;
+    assert_eq!(
+        &table[3..6],
+        [
+            "| A         | 2024-05-01T00:00:00Z | 1.5   | 1     | C    | false     | true       |",
+            "| A         | 2024-05-01T01:00:00Z | 1.5   | 1     | C    | true      | false      |",
+            "| A         | 2024-05-01T02:00:00Z | 1.5   | 1     | C    | true      | false      |",
         ]
     );
 }
@@ -562,10 +585,10 @@ async fn rows_quarantined_for_a_rule_leave_their_slot_to_be_filled() {
     let run = fx
         .ingest_clean(
             "raw/readings_zero/q.csv",
-            "sensor_id,ts,value,count,unit,is_filled\n\
-             S,2024-05-01T00:00:00Z,1,1,C,\n\
-             ,2024-05-01T01:00:00Z,2,2,C,\n\
-             S,2024-05-01T02:00:00Z,3,3,C,\n",
+            "sensor_id,ts,value,count,unit,is_filled,is_outlier\n\
+             S,2024-05-01T00:00:00Z,1,1,C,,\n\
+             ,2024-05-01T01:00:00Z,2,2,C,,\n\
+             S,2024-05-01T02:00:00Z,3,3,C,,\n",
         )
         .await;
     // The keyless row is quarantined (its series is unknown), so S misses 01:00.
