@@ -1608,3 +1608,91 @@ fn compile_rules(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int32Array;
+
+    fn fences(values: &[f64], method: OutlierMethod, parameter: f64) -> Option<(f64, f64)> {
+        let mut stat = Stat::default();
+        let array: ArrayRef = Arc::new(Float64Array::from(values.to_vec()));
+        stat.update(&array, method).unwrap();
+        stat.fences(method, parameter)
+    }
+
+    #[test]
+    fn quartiles_interpolate_between_closest_ranks() {
+        // NumPy: percentile([1, 2, 3, 4], [25, 75]) = [1.75, 3.25]; IQR 1.5.
+        assert_eq!(
+            fences(&[4.0, 1.0, 3.0, 2.0], OutlierMethod::Iqr, 1.0),
+            Some((0.25, 4.75))
+        );
+        // One value: no spread, the fences are the value.
+        assert_eq!(fences(&[7.0], OutlierMethod::Iqr, 1.5), Some((7.0, 7.0)));
+        assert_eq!(fences(&[], OutlierMethod::Iqr, 1.5), None);
+        assert_eq!(fences(&[], OutlierMethod::Zscore, 3.0), None);
+        // Population standard deviation: 2, 4, 4, 4, 5, 5, 7, 9 → mean 5, σ 2.
+        let (lo, hi) = fences(
+            &[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0],
+            OutlierMethod::Zscore,
+            2.0,
+        )
+        .unwrap();
+        assert!(
+            (lo - 1.0).abs() < 1e-12 && (hi - 9.0).abs() < 1e-12,
+            "{lo} {hi}"
+        );
+    }
+
+    #[test]
+    fn clipping_keeps_values_inside_bounds_at_the_column_precision() {
+        let ints: ArrayRef = Arc::new(Int32Array::from(vec![Some(-5), Some(50), None, Some(500)]));
+        let sides = [Some(Side::Low), None, None, Some(Side::High)];
+        // Inclusive fences that are not integers: the nearest integers inside.
+        let out = clamp(&ints, Some((0.5, false)), Some((99.5, false)), &sides).unwrap();
+        let out: Vec<_> = out
+            .as_primitive::<arrow::datatypes::Int32Type>()
+            .iter()
+            .collect();
+        assert_eq!(out, [Some(1), Some(50), None, Some(99)]);
+        // Exclusive bounds: strictly inside.
+        let out = clamp(&ints, Some((0.0, true)), Some((100.0, true)), &sides).unwrap();
+        let out: Vec<_> = out
+            .as_primitive::<arrow::datatypes::Int32Type>()
+            .iter()
+            .collect();
+        assert_eq!(out, [Some(1), Some(50), None, Some(99)]);
+        // Decimals at their scale; 0.29 is not 0.2899999.
+        let dec: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![Some(1), Some(10_000)])
+                .with_precision_and_scale(6, 2)
+                .unwrap(),
+        );
+        let out = clamp(
+            &dec,
+            Some((0.29, false)),
+            Some((12.345, false)),
+            &[Some(Side::Low), Some(Side::High)],
+        )
+        .unwrap();
+        let out: Vec<_> = out
+            .as_primitive::<arrow::datatypes::Decimal128Type>()
+            .iter()
+            .collect();
+        assert_eq!(out, [Some(29), Some(1234)]);
+        assert_eq!(out.len(), 2);
+        // Floats: an exclusive bound gives the next float inside it.
+        let floats: ArrayRef = Arc::new(Float64Array::from(vec![-1.0, 2.0]));
+        let out = clamp(
+            &floats,
+            Some((0.0, true)),
+            Some((1.0, false)),
+            &[Some(Side::Low), Some(Side::High)],
+        )
+        .unwrap();
+        let out = out.as_primitive::<Float64Type>();
+        assert!(out.value(0) > 0.0 && out.value(0) < 1e-300);
+        assert_eq!(out.value(1), 1.0);
+    }
+}
