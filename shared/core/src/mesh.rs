@@ -299,13 +299,37 @@ impl CleanRecipe {
 
 /// What clean does with outliers: an action for values outside the contract's ranges, or a
 /// statistical detection (which also says what to do with range rules, under `range`).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Outliers {
     /// `outliers = "quarantine" | "flag" | "clip"`: the contract's ranges only.
     Range(OutlierAction),
     /// `outliers = { method = "iqr", columns = [...], ... }`.
     Detect(Box<OutlierDetection>),
+}
+
+impl<'de> Deserialize<'de> for Outliers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => match s.as_str() {
+                "quarantine" => Ok(Outliers::Range(OutlierAction::Quarantine)),
+                "flag" => Ok(Outliers::Range(OutlierAction::Flag)),
+                "clip" => Ok(Outliers::Range(OutlierAction::Clip)),
+                other => Err(D::Error::custom(format!(
+                    "outliers: `{other}` is not \"quarantine\", \"flag\" or \"clip\""
+                ))),
+            },
+            table @ toml::Value::Table(_) => table
+                .try_into::<OutlierDetection>()
+                .map(|d| Outliers::Detect(Box::new(d)))
+                .map_err(|e| D::Error::custom(format!("outliers: {e}"))),
+            other => Err(D::Error::custom(format!(
+                "outliers: expected \"quarantine\", \"flag\", \"clip\" or a table with `method`, not {}",
+                other.type_str()
+            ))),
+        }
+    }
 }
 
 impl Default for Outliers {

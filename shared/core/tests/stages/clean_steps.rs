@@ -878,7 +878,17 @@ fn outlier_recipes_are_checked_when_the_mesh_loads() {
         load(r#"{ method = "zscore", columns = ["amount"], threshold = -1.0 }"#)
             .contains("must be a positive number")
     );
-    assert!(!load(r#""sometimes""#).is_empty());
+    assert!(
+        load(r#""sometimes""#)
+            .contains("outliers: `sometimes` is not \"quarantine\", \"flag\" or \"clip\""),
+        "{}",
+        load(r#""sometimes""#)
+    );
+    assert!(
+        load(r#"{ method = "median", columns = ["amount"] }"#).contains("unknown variant `median`"),
+        "{}",
+        load(r#"{ method = "median", columns = ["amount"] }"#)
+    );
     assert_eq!(load(r#""flag""#), "");
     assert_eq!(load(r#""clip""#), "");
 }
