@@ -566,6 +566,59 @@ async fn generated_rows_are_not_outliers_even_when_copied_from_one() {
 }
 
 #[tokio::test]
+async fn gaps_are_filled_across_batches_for_interleaved_series() {
+    let fx = readings();
+    const HOURS: i64 = 12_000;
+    let start = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").unwrap();
+    let at = |h: i64| (start + chrono::Duration::hours(h)).to_rfc3339();
+    let mut csv = String::from("sensor_id,ts,value,count,unit,is_filled,is_outlier\n");
+    let (mut rows, mut missing) = (0u64, 0u64);
+    for h in 0..HOURS {
+        // A misses every third hour, B every fifth; both have their first and last hour.
+        for (sensor, every) in [("A", 3), ("B", 5)] {
+            if h % every == every - 1 && h != HOURS - 1 {
+                missing += 1;
+                continue;
+            }
+            csv.push_str(&format!("{sensor},{},{h},{h},C,,\n", at(h)));
+            rows += 1;
+        }
+    }
+    let run = fx.ingest_clean("raw/readings_forward/big.csv", csv).await;
+    assert_eq!(run.filled, missing);
+    assert_counts(&run, rows, rows + missing, 0, 0);
+    let batches = fx.batches(&run.outputs[0]).await;
+    assert!(batches.len() > 1, "the test must span several batches");
+    // Per series, every hour once, in order; a generated row repeats the previous value.
+    let mut last: std::collections::HashMap<String, (i64, i64)> = Default::default();
+    for batch in &batches {
+        let ids = batch.column(0).as_string::<i32>();
+        let ts = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        let counts = batch
+            .column(3)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        let filled = batch.column(5).as_boolean();
+        for i in 0..batch.num_rows() {
+            let hour = (ts.value(i) - start.timestamp_micros()) / 3_600_000_000;
+            let entry = last.entry(ids.value(i).to_owned()).or_insert((-1, 0));
+            assert_eq!(hour, entry.0 + 1, "{} at row {i}", ids.value(i));
+            if filled.value(i) {
+                assert_eq!(counts.value(i), entry.1, "forward fill");
+            } else {
+                assert_eq!(counts.value(i), hour);
+            }
+            *entry = (hour, counts.value(i));
+        }
+    }
+    assert_eq!(last["A"].0, HOURS - 1);
+    assert_eq!(last["B"].0, HOURS - 1);
+}
+
+#[tokio::test]
 async fn gap_filling_over_its_cap_refuses_the_file() {
     let (fx, run) = fill("readings_capped").await;
     assert_eq!(run.status, RunStatus::Quarantined);
