@@ -181,6 +181,42 @@ async fn json_text_is_flattened_into_columns_and_bad_json_is_quarantined() {
 }
 
 #[tokio::test]
+async fn an_ndjson_object_kept_as_text_is_flattened_too() {
+    let fx = Fx::new(
+        r#"
+[[domains.products]]
+name = "customers"
+contract = "customers.odcs.yaml"
+source = { format = "ndjson" }
+clean = { flatten = { address = ["city", "geo.lat"] } }
+"#,
+        &[("customers.odcs.yaml", CUSTOMERS_CONTRACT)],
+    );
+    let run = fx
+        .ingest_clean(
+            "raw/customers/c.ndjson",
+            "{\"id\": \"C1\", \"address\": {\"city\": \"Oslo\", \"geo\": {\"lat\": 59.9}}, \"profile\": {\"age\": 30}, \"tags\": [\"x\"]}\n\
+             {\"id\": \"C2\", \"address\": \"{\\\"city\\\": \\\"Rome\\\"}\"}\n",
+        )
+        .await;
+    assert_counts(&run, 2, 2, 0, 0);
+    let batch = fx.batches(&run.outputs[0]).await[0]
+        .project(&[0, 3, 4])
+        .unwrap();
+    assert_table(
+        &crate::support::lines(&[batch]),
+        &[
+            "+----+--------------+-----------------+",
+            "| id | address_city | address_geo_lat |",
+            "+----+--------------+-----------------+",
+            "| C1 | Oslo         | 59.9            |",
+            "| C2 | Rome         |                 |",
+            "+----+--------------+-----------------+",
+        ],
+    );
+}
+
+#[tokio::test]
 async fn json_text_in_a_staged_file_becomes_the_contract_struct_and_list() {
     let fx = customers();
     // A staged file whose `profile` and `tags` are JSON text (written before the contract
@@ -619,6 +655,63 @@ async fn gaps_are_filled_across_batches_for_interleaved_series() {
 }
 
 #[tokio::test]
+async fn daily_gaps_of_a_date_column_are_filled() {
+    let fx = Fx::new(
+        r#"
+[[domains.products]]
+name = "daily"
+contract = "daily.odcs.yaml"
+source = { format = "csv" }
+clean = { gaps = { time = "day", every = "1d", fill = "zero", marker = "filled" } }
+"#,
+        &[(
+            "daily.odcs.yaml",
+            r#"
+apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:daily
+version: 1.0.0
+status: active
+schema:
+  - name: daily
+    properties:
+      - name: day
+        logicalType: date
+        required: true
+      - name: total
+        logicalType: number
+        physicalType: decimal(8,2)
+        required: true
+      - name: filled
+        logicalType: boolean
+"#,
+        )],
+    );
+    let run = fx
+        .ingest_clean(
+            "raw/daily/d.csv",
+            "day,total,filled\n2024-05-04,4.5,\n2024-05-01,1.25,\n2024-05-05,5,\n",
+        )
+        .await;
+    assert_eq!(run.filled, 2);
+    // The file is not in order: the gap after 05-01 follows the row of 05-01.
+    assert_table(
+        &fx.table(&run.outputs[0]).await,
+        &[
+            "+------------+-------+--------+",
+            "| day        | total | filled |",
+            "+------------+-------+--------+",
+            "| 2024-05-04 | 4.50  | false  |",
+            "| 2024-05-01 | 1.25  | false  |",
+            "| 2024-05-02 | 0.00  | true   |",
+            "| 2024-05-03 | 0.00  | true   |",
+            "| 2024-05-05 | 5.00  | false  |",
+            "+------------+-------+--------+",
+        ],
+    );
+}
+
+#[tokio::test]
 async fn gap_filling_over_its_cap_refuses_the_file() {
     let (fx, run) = fill("readings_capped").await;
     assert_eq!(run.status, RunStatus::Quarantined);
@@ -674,6 +767,8 @@ fn gap_recipes_are_checked_when_the_mesh_loads() {
         e.contains("gaps.time `value` must be a timestamp or date column"),
         "{e}"
     );
+    let e = load(r#"{ time = "ts", every = "0h", marker = "is_filled" }"#);
+    assert!(e.contains("gaps.every `0h` must be positive"), "{e}");
     let e = load(r#"{ time = "ts", every = "1 fortnight", marker = "is_filled" }"#);
     assert!(e.contains("unknown unit `fortnight`"), "{e}");
     // `sensor_id` is required: a null fill would leave generated rows without it.
