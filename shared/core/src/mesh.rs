@@ -430,8 +430,8 @@ fn yes() -> bool {
     true
 }
 
-/// Cleaning steps of a product, applied in this order: trim, case, deduplicate, latest per key,
-/// defaults, row rules (required, valid values, patterns, ranges).
+/// Cleaning steps of a product (the order they run in is documented in
+/// [`crate::stages::clean`]; every option is described with examples in `docs/clean.md`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CleanRecipe {
@@ -453,9 +453,23 @@ pub struct CleanRecipe {
     /// Values for nulls in optional columns (column → value, parsed as the column's type).
     #[serde(default)]
     pub defaults: BTreeMap<String, String>,
-    /// What to do with values outside the contract's ranges.
+    /// What to do with values outside the contract's ranges (`"quarantine"`, `"flag"`,
+    /// `"clip"`), or a statistical detection (a table, see [`OutlierDetection`]).
     #[serde(default)]
-    pub outliers: OutlierAction,
+    pub outliers: Outliers,
+    /// JSON text columns flattened into contract columns: source column → its fields; field
+    /// `f` of column `c` goes to column `c_f`.
+    #[serde(default)]
+    pub flatten: BTreeMap<String, Vec<String>>,
+    /// Missing time slots of each series filled with generated rows.
+    #[serde(default)]
+    pub gaps: Option<Box<GapRecipe>>,
+    /// How timestamps are read at ingest: formats and the zone of naive times.
+    #[serde(default)]
+    pub timestamps: Option<Box<TimestampRecipe>>,
+    /// What typing does with a decimal with more fraction digits than its scale.
+    #[serde(default)]
+    pub decimal_rounding: crate::typing::DecimalRounding,
 }
 
 impl Default for CleanRecipe {
@@ -467,20 +481,246 @@ impl Default for CleanRecipe {
             drop_exact_duplicates: true,
             latest_by: None,
             defaults: BTreeMap::new(),
-            outliers: OutlierAction::default(),
+            outliers: Outliers::default(),
+            flatten: BTreeMap::new(),
+            gaps: None,
+            timestamps: None,
+            decimal_rounding: crate::typing::DecimalRounding::default(),
         }
     }
 }
 
-/// What clean does with a value outside the contract's range.
+impl CleanRecipe {
+    /// Every column the recipe names (for the policy: such a column cannot be dropped).
+    pub fn columns(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .lowercase
+            .iter()
+            .chain(&self.uppercase)
+            .chain(self.latest_by.iter())
+            .chain(self.defaults.keys())
+            .chain(self.flatten.keys())
+            .cloned()
+            .collect();
+        for (source, fields) in &self.flatten {
+            out.extend(fields.iter().map(|f| format!("{source}_{f}")));
+        }
+        if let Some(g) = &self.gaps {
+            out.push(g.time.clone());
+            out.push(g.marker.clone());
+            out.extend(g.by.iter().cloned());
+        }
+        if let Some(d) = self.outliers.detection() {
+            out.extend(d.columns.iter().cloned());
+            out.extend(d.flag_column.iter().cloned());
+        }
+        if let Some(t) = &self.timestamps {
+            out.extend(t.columns.iter().cloned());
+        }
+        out
+    }
+}
+
+/// What clean does with outliers: an action for values outside the contract's ranges, or a
+/// statistical detection (which also says what to do with range rules, under `range`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Outliers {
+    /// `outliers = "quarantine" | "flag" | "clip"`: the contract's ranges only.
+    Range(OutlierAction),
+    /// `outliers = { method = "iqr", columns = [...], ... }`.
+    Detect(Box<OutlierDetection>),
+}
+
+impl<'de> Deserialize<'de> for Outliers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => match s.as_str() {
+                "quarantine" => Ok(Outliers::Range(OutlierAction::Quarantine)),
+                "flag" => Ok(Outliers::Range(OutlierAction::Flag)),
+                "clip" => Ok(Outliers::Range(OutlierAction::Clip)),
+                other => Err(D::Error::custom(format!(
+                    "outliers: `{other}` is not \"quarantine\", \"flag\" or \"clip\""
+                ))),
+            },
+            table @ toml::Value::Table(_) => table
+                .try_into::<OutlierDetection>()
+                .map(|d| Outliers::Detect(Box::new(d)))
+                .map_err(|e| D::Error::custom(format!("outliers: {e}"))),
+            other => Err(D::Error::custom(format!(
+                "outliers: expected \"quarantine\", \"flag\", \"clip\" or a table with `method`, not {}",
+                other.type_str()
+            ))),
+        }
+    }
+}
+
+impl Default for Outliers {
+    fn default() -> Self {
+        Outliers::Range(OutlierAction::Quarantine)
+    }
+}
+
+impl Outliers {
+    /// What to do with values outside the contract's ranges.
+    pub fn range_action(&self) -> OutlierAction {
+        match self {
+            Outliers::Range(a) => *a,
+            Outliers::Detect(d) => d.range,
+        }
+    }
+
+    /// The statistical detection, if any.
+    pub fn detection(&self) -> Option<&OutlierDetection> {
+        match self {
+            Outliers::Range(_) => None,
+            Outliers::Detect(d) => Some(d),
+        }
+    }
+}
+
+/// Statistical outlier detection over the values of one file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierDetection {
+    /// `iqr` (fences `Q1 - k·IQR`, `Q3 + k·IQR`) or `zscore` (`mean ± threshold·σ`).
+    pub method: OutlierMethod,
+    /// Numeric columns to test, each on its own statistics.
+    pub columns: Vec<String>,
+    /// IQR multiplier (default 1.5).
+    #[serde(default)]
+    pub k: Option<f64>,
+    /// Z-score threshold (default 3.0).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// What to do with a value outside the fences.
+    #[serde(default)]
+    pub action: OutlierAction,
+    /// Boolean contract column set true on flagged rows, false on the others.
+    #[serde(default)]
+    pub flag_column: Option<String>,
+    /// What to do with values outside the contract's ranges.
+    #[serde(default)]
+    pub range: OutlierAction,
+}
+
+impl OutlierDetection {
+    /// The IQR multiplier.
+    pub fn k(&self) -> f64 {
+        self.k.unwrap_or(1.5)
+    }
+
+    /// The z-score threshold.
+    pub fn threshold(&self) -> f64 {
+        self.threshold.unwrap_or(3.0)
+    }
+}
+
+/// How outliers are detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutlierMethod {
+    /// Interquartile range (exact quartiles).
+    Iqr,
+    /// Distance from the mean in standard deviations.
+    Zscore,
+}
+
+/// What clean does with a value outside the contract's range or a statistical fence.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutlierAction {
     /// Move the row to quarantine with the reason.
     #[default]
     Quarantine,
-    /// Keep the row and count it in the run record.
+    /// Keep the row and count it in the run record (and set the flag column, if any).
     Flag,
+    /// Set the value to the bound it crosses, keep the row and count it.
+    Clip,
+}
+
+/// Gap filling: within each series, missing time slots between its first and last timestamp
+/// become generated rows.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GapRecipe {
+    /// Timestamp (or date) column.
+    pub time: String,
+    /// Frequency: a number and a unit (`s`, `m`, `h`, `d`), e.g. `15m`, `1h`.
+    pub every: String,
+    /// Columns identifying a series (none: the whole file is one series).
+    #[serde(default)]
+    pub by: Vec<String>,
+    /// What the other columns of a generated row hold.
+    #[serde(default)]
+    pub fill: GapFill,
+    /// Boolean contract column: true on generated rows, false on real ones.
+    pub marker: String,
+    /// Most rows generated per file; more and the file is refused.
+    #[serde(default = "default_max_filled")]
+    pub max_filled_rows: u64,
+}
+
+fn default_max_filled() -> u64 {
+    100_000
+}
+
+impl GapRecipe {
+    /// The frequency in microseconds.
+    pub fn every_micros(&self) -> std::result::Result<i64, String> {
+        let e = self.every.trim();
+        let split = e.find(|c: char| !c.is_ascii_digit()).unwrap_or(e.len());
+        let (n, unit) = e.split_at(split);
+        let n: i64 = n
+            .parse()
+            .map_err(|_| format!("gaps.every `{e}`: expected a number and a unit, e.g. `1h`"))?;
+        let unit = match unit.trim() {
+            "s" => 1_000_000,
+            "m" | "min" => 60_000_000,
+            "h" => 3_600_000_000,
+            "d" => 86_400_000_000,
+            other => {
+                return Err(format!(
+                    "gaps.every `{e}`: unknown unit `{other}` (use s, m, h or d)"
+                ));
+            }
+        };
+        match n.checked_mul(unit) {
+            Some(v) if v > 0 => Ok(v),
+            _ => Err(format!("gaps.every `{e}` must be positive")),
+        }
+    }
+}
+
+/// What a generated row holds in its measure columns (every column but the time, series and
+/// marker columns).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GapFill {
+    /// Zero in numeric columns, null in the others.
+    Zero,
+    /// Null.
+    #[default]
+    Null,
+    /// The values of the series' previous row.
+    Forward,
+}
+
+/// How ingest reads timestamps (the recipe travels with the column specs).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimestampRecipe {
+    /// chrono formats, or `epoch_s`, `epoch_ms`, `epoch_us`, tried in order before the
+    /// built-in shapes.
+    #[serde(default)]
+    pub formats: Vec<String>,
+    /// IANA zone of naive timestamps (for columns whose contract sets no `defaultTimezone`).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Timestamp columns this applies to (none: every timestamp column).
+    #[serde(default)]
+    pub columns: Vec<String>,
 }
 
 /// How a personal-data column is protected before it is published.
@@ -1154,6 +1394,10 @@ impl Loader<'_> {
             ProductKind::Source { .. } => protection.mask,
         };
         check_masks(&contract.schema[index], &mask).map_err(fail)?;
+        if let ProductKind::Source { clean, .. } = &kind {
+            crate::stages::clean::validate(&contract.schema[index], clean)
+                .map_err(|e| fail(format!("clean recipe: {e}")))?;
+        }
         Ok(Product {
             name: name.to_owned(),
             domain: domain.to_owned(),
@@ -1185,10 +1429,7 @@ fn drop_columns(
         } else if p.partitioned {
             Some("a partition column")
         } else if let ProductKind::Source { clean, .. } = kind
-            && (clean.lowercase.contains(column)
-                || clean.uppercase.contains(column)
-                || clean.latest_by.as_ref() == Some(column)
-                || clean.defaults.contains_key(column))
+            && clean.columns().contains(column)
         {
             Some("named by the clean recipe")
         } else {

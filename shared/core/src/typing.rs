@@ -14,7 +14,7 @@ use arrow::array::{
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, TimeUnit};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
 
@@ -29,6 +29,25 @@ pub struct ColumnSpec {
     pub timezone: Option<Tz>,
     /// chrono format converted from the contract's `format`, tried first for dates and times.
     pub format: Option<String>,
+    /// Timestamp formats of the clean recipe (`timestamps.formats`), tried before any other:
+    /// chrono formats, or `epoch_s`, `epoch_ms`, `epoch_us` (integers since 1970-01-01 UTC).
+    pub formats: Vec<String>,
+    /// What to do with a decimal written with more fraction digits than the column's scale.
+    pub rounding: DecimalRounding,
+}
+
+/// What typing does with a decimal written with more fraction digits than the column's scale
+/// (recipe `decimal_rounding`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecimalRounding {
+    /// Refuse the value: the row goes to quarantine with the reason.
+    #[default]
+    Reject,
+    /// Round half to even (banker's rounding), on the magnitude.
+    HalfEven,
+    /// Round half away from zero.
+    HalfUp,
 }
 
 /// A parsed value, ready to append.
@@ -100,13 +119,13 @@ fn parse_str(dt: &DataType, text: &str, spec: &ColumnSpec) -> Result<Cell, Strin
             Ok(v) if v.is_finite() => Ok(Cell::Float(v)),
             _ => fail("a number"),
         },
-        DataType::Decimal128(p, s) => parse_decimal(t, *p, *s).map(Cell::Decimal),
+        DataType::Decimal128(p, s) => {
+            parse_decimal_rounded(t, *p, *s, spec.rounding).map(Cell::Decimal)
+        }
         DataType::Date32 => parse_date(t, spec)
             .map(Cell::Date)
             .ok_or_else(|| format!("cannot read `{}` as a date", shorten(t))),
-        DataType::Timestamp(_, _) => parse_timestamp(t, spec)
-            .map(Cell::Timestamp)
-            .ok_or_else(|| format!("cannot read `{}` as a timestamp", shorten(t))),
+        DataType::Timestamp(_, _) => timestamp(t, spec).map(Cell::Timestamp),
         DataType::Time64(_) => NaiveTime::parse_from_str(t, "%H:%M:%S%.f")
             .or_else(|_| NaiveTime::parse_from_str(t, "%H:%M"))
             .map(|v| Cell::Time(time_micros(v)))
@@ -155,7 +174,7 @@ fn parse_json_as(dt: &DataType, value: &Value, spec: &ColumnSpec) -> Result<Cell
                 Some(f) if !(n.is_i64() || n.is_u64()) => f.to_string(),
                 _ => n.to_string(),
             };
-            parse_decimal(&text, *p, *s).map(Cell::Decimal)
+            parse_decimal_rounded(&text, *p, *s, spec.rounding).map(Cell::Decimal)
         }
         (DataType::Float32 | DataType::Float64, Value::Number(n)) => n
             .as_f64()
@@ -231,8 +250,20 @@ fn uint_in_range(dt: &DataType, v: u64) -> Result<Cell, String> {
 }
 
 /// Parses an exact decimal. More fraction digits than the scale is an error, never a silent
-/// rounding of text the source wrote.
+/// rounding of text the source wrote (see [`parse_decimal_rounded`] for the recipe's modes).
 pub fn parse_decimal(t: &str, precision: u8, scale: i8) -> Result<i128, String> {
+    parse_decimal_rounded(t, precision, scale, DecimalRounding::Reject)
+}
+
+/// Parses a decimal: digits with an optional sign and one `.`, nothing else (a thousands
+/// separator such as `1,234.5` or `1 234` is refused, never misread). More fraction digits than
+/// the scale are refused under [`DecimalRounding::Reject`], else rounded to the scale.
+pub fn parse_decimal_rounded(
+    t: &str,
+    precision: u8,
+    scale: i8,
+    rounding: DecimalRounding,
+) -> Result<i128, String> {
     let bad = || {
         format!(
             "cannot read `{}` as decimal({precision},{scale})",
@@ -253,28 +284,46 @@ pub fn parse_decimal(t: &str, precision: u8, scale: i8) -> Result<i128, String> 
     }
     let scale_u = usize::try_from(scale.max(0)).unwrap_or(0);
     let frac_trimmed = frac.trim_end_matches('0');
-    if frac_trimmed.len() > scale_u {
-        return Err(format!(
-            "`{}` has more than {scale} decimal places",
-            shorten(t)
-        ));
-    }
+    let (kept, dropped) = if frac_trimmed.len() > scale_u {
+        if rounding == DecimalRounding::Reject {
+            return Err(format!(
+                "`{}` has more than {scale} decimal places",
+                shorten(t)
+            ));
+        }
+        frac_trimmed.split_at(scale_u)
+    } else {
+        (frac_trimmed, "")
+    };
     let int = int.trim_start_matches('0');
+    let too_big = || format!("`{}` does not fit decimal({precision},{scale})", shorten(t));
     if int.len() + scale_u > usize::from(precision) {
-        return Err(format!(
-            "`{}` does not fit decimal({precision},{scale})",
-            shorten(t)
-        ));
+        return Err(too_big());
     }
     let mut text = String::with_capacity(int.len() + scale_u);
     text.push_str(int);
-    text.push_str(frac_trimmed);
-    text.extend(std::iter::repeat_n('0', scale_u - frac_trimmed.len()));
-    let v: i128 = if text.is_empty() {
+    text.push_str(kept);
+    text.extend(std::iter::repeat_n('0', scale_u - kept.len()));
+    let mut v: i128 = if text.is_empty() {
         0
     } else {
         text.parse().map_err(|_| bad())?
     };
+    if let Some(first) = dropped.bytes().next() {
+        let first = first - b'0';
+        let rest = dropped.bytes().skip(1).any(|b| b != b'0');
+        let up = match rounding {
+            DecimalRounding::HalfUp => first >= 5,
+            DecimalRounding::HalfEven => first > 5 || (first == 5 && (rest || v % 2 == 1)),
+            DecimalRounding::Reject => false,
+        };
+        if up {
+            v += 1;
+        }
+    }
+    if v >= 10i128.pow(u32::from(precision.min(38))) {
+        return Err(too_big());
+    }
     Ok(if neg { -v } else { v })
 }
 
@@ -285,10 +334,17 @@ fn time_micros(t: NaiveTime) -> i64 {
 
 fn parse_date(t: &str, spec: &ColumnSpec) -> Option<i32> {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    // Recipe formats read the date as written (not through an instant, which a time zone
+    // would move to another day).
     let date = spec
-        .format
-        .as_deref()
-        .and_then(|f| NaiveDate::parse_from_str(t, f).ok())
+        .formats
+        .iter()
+        .find_map(|f| NaiveDate::parse_from_str(t, f).ok())
+        .or_else(|| {
+            spec.format
+                .as_deref()
+                .and_then(|f| NaiveDate::parse_from_str(t, f).ok())
+        })
         .or_else(|| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
         .or_else(|| {
             parse_timestamp(t, spec)
@@ -306,51 +362,121 @@ const NAIVE_FORMATS: [&str; 4] = [
 ];
 const OFFSET_FORMATS: [&str; 2] = ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"];
 
-/// Parses a timestamp to UTC microseconds: the contract's format, RFC 3339, ISO 8601 with or
-/// without offset (no offset = the column's time zone, else UTC), a date alone, or epoch
-/// seconds (9 to 11 digits) or milliseconds (12 or 13).
+/// Parses a timestamp to UTC microseconds (`None` when it cannot; see [`timestamp`] for why).
 pub fn parse_timestamp(t: &str, spec: &ColumnSpec) -> Option<i64> {
+    timestamp(t, spec).ok()
+}
+
+/// A naive date-time in the column's zone (UTC without one), as UTC microseconds. A time that
+/// a daylight-saving change repeats takes its earliest instant; one that it skips is an error.
+fn local_to_utc(n: NaiveDateTime, spec: &ColumnSpec) -> Result<i64, String> {
+    match spec.timezone {
+        None => Ok(n.and_utc().timestamp_micros()),
+        Some(tz) => match tz.from_local_datetime(&n) {
+            LocalResult::Single(d) => Ok(d.with_timezone(&Utc).timestamp_micros()),
+            LocalResult::Ambiguous(earliest, _) => {
+                Ok(earliest.with_timezone(&Utc).timestamp_micros())
+            }
+            LocalResult::None => Err(format!(
+                "`{n}` does not exist in {tz} (skipped by a daylight-saving change)"
+            )),
+        },
+    }
+}
+
+/// 1900-01-01T00:00:00Z in microseconds.
+const EPOCH_MIN_MICROS: i64 = -2_208_988_800_000_000;
+/// 2200-01-01T00:00:00Z in microseconds.
+const EPOCH_MAX_MICROS: i64 = 7_258_118_400_000_000;
+
+/// One recipe format: `Ok(None)` when the text does not have this shape.
+fn with_format(t: &str, f: &str, spec: &ColumnSpec) -> Result<Option<i64>, String> {
+    let epoch = |unit: i64| -> Result<Option<i64>, String> {
+        let digits = t.strip_prefix('-').unwrap_or(t);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(None);
+        }
+        // An epoch format takes the values that land between the years 1900 and 2200, so
+        // that `epoch_s` before `epoch_ms` reads seconds and milliseconds apart.
+        Ok(t.parse::<i64>()
+            .ok()
+            .and_then(|v| v.checked_mul(unit))
+            .filter(|us| (EPOCH_MIN_MICROS..EPOCH_MAX_MICROS).contains(us)))
+    };
+    match f {
+        "epoch_s" => epoch(1_000_000),
+        "epoch_ms" => epoch(1_000),
+        "epoch_us" => epoch(1),
+        _ => {
+            if let Ok(d) = DateTime::parse_from_str(t, f) {
+                return Ok(Some(d.with_timezone(&Utc).timestamp_micros()));
+            }
+            if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
+                return local_to_utc(n, spec).map(Some);
+            }
+            match NaiveDate::parse_from_str(t, f) {
+                Ok(d) => local_to_utc(d.and_time(NaiveTime::MIN), spec).map(Some),
+                Err(_) => Ok(None),
+            }
+        }
+    }
+}
+
+/// Parses a timestamp to UTC microseconds: the recipe's formats in order, then the contract's
+/// format, RFC 3339, ISO 8601 with or without offset (no offset = the column's time zone, else
+/// UTC), a date alone, or epoch seconds (9 to 11 digits) or milliseconds (12 or 13). The error
+/// says why: no shape matched, or a local time a daylight-saving change skips.
+pub fn timestamp(t: &str, spec: &ColumnSpec) -> Result<i64, String> {
+    for f in &spec.formats {
+        if let Some(v) = with_format(t, f, spec)? {
+            return Ok(v);
+        }
+    }
+    let unreadable = || {
+        if spec.formats.is_empty() {
+            format!("cannot read `{}` as a timestamp", shorten(t))
+        } else {
+            format!(
+                "cannot read `{}` as a timestamp (formats tried: {})",
+                shorten(t),
+                spec.formats.join(", ")
+            )
+        }
+    };
     if t.bytes().all(|b| b.is_ascii_digit()) {
-        let v: i64 = t.parse().ok()?;
+        let v: i64 = t.parse().map_err(|_| unreadable())?;
         return match t.len() {
             9..=11 => v.checked_mul(1_000_000),
             12 | 13 => v.checked_mul(1_000),
             _ => None,
-        };
-    }
-    let in_zone = |n: NaiveDateTime| -> Option<i64> {
-        match spec.timezone {
-            Some(tz) => tz
-                .from_local_datetime(&n)
-                .earliest()
-                .map(|d| d.with_timezone(&Utc).timestamp_micros()),
-            None => Some(n.and_utc().timestamp_micros()),
         }
-    };
+        .ok_or_else(unreadable);
+    }
     if let Some(f) = spec.format.as_deref() {
         if let Ok(d) = DateTime::parse_from_str(t, f) {
-            return Some(d.with_timezone(&Utc).timestamp_micros());
+            return Ok(d.with_timezone(&Utc).timestamp_micros());
         }
         if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
-            return in_zone(n);
+            return local_to_utc(n, spec);
         }
     }
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
-        return Some(d.with_timezone(&Utc).timestamp_micros());
+        return Ok(d.with_timezone(&Utc).timestamp_micros());
     }
     for f in OFFSET_FORMATS {
         if let Ok(d) = DateTime::parse_from_str(t, f) {
-            return Some(d.with_timezone(&Utc).timestamp_micros());
+            return Ok(d.with_timezone(&Utc).timestamp_micros());
         }
     }
     for f in NAIVE_FORMATS {
         if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
-            return in_zone(n);
+            return local_to_utc(n, spec);
         }
     }
-    NaiveDate::parse_from_str(t, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| in_zone(d.and_time(NaiveTime::MIN)))
+    match NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        Ok(d) => local_to_utc(d.and_time(NaiveTime::MIN), spec),
+        Err(_) => Err(unreadable()),
+    }
 }
 
 /// Converts the common JDK `DateTimeFormatter` letters of ODCS formats to chrono's.
@@ -605,6 +731,8 @@ mod tests {
             data_type: dt,
             timezone: None,
             format: None,
+            formats: Vec::new(),
+            rounding: DecimalRounding::Reject,
         }
     }
 
@@ -655,6 +783,97 @@ mod tests {
         assert!(parse_decimal("12345678901", 12, 2).is_err());
         assert!(parse_decimal("1e3", 12, 2).is_err());
         assert!(parse_decimal(".", 12, 2).is_err());
+    }
+
+    #[test]
+    fn recipe_formats_come_first_and_local_times_follow_the_zone() {
+        let s = ColumnSpec {
+            formats: vec!["%d/%m/%Y %H:%M".into(), "epoch_s".into(), "epoch_ms".into()],
+            timezone: Some(chrono_tz::Europe::Paris),
+            ..spec(DataType::Timestamp(
+                TimeUnit::Microsecond,
+                Some("UTC".into()),
+            ))
+        };
+        assert_eq!(
+            timestamp("01/02/2024 10:00", &s),
+            Ok(ts("2024-02-01T09:00:00Z"))
+        );
+        // Seconds and milliseconds told apart by the instant they give.
+        assert_eq!(timestamp("1714557600", &s), Ok(ts("2024-05-01T10:00:00Z")));
+        assert_eq!(
+            timestamp("1714557600500", &s),
+            Ok(ts("2024-05-01T10:00:00.500Z"))
+        );
+        assert_eq!(timestamp("-86400", &s), Ok(ts("1969-12-31T00:00:00Z")));
+        // Without the recipe, a day-first date is not read at all.
+        let plain = spec(s.data_type.clone());
+        assert!(timestamp("01/02/2024 10:00", &plain).is_err());
+        // The autumn hour that happens twice takes its first instant; the spring hour that
+        // does not happen is refused with the reason.
+        assert_eq!(
+            timestamp("2024-10-27 02:30:00", &s),
+            Ok(ts("2024-10-27T00:30:00Z"))
+        );
+        assert_eq!(
+            timestamp("31/03/2024 02:30", &s),
+            Err("`2024-03-31 02:30:00` does not exist in Europe/Paris (skipped by a daylight-saving change)".into())
+        );
+        // A date column reads the local date as written, whatever the zone.
+        let day = ColumnSpec {
+            data_type: DataType::Date32,
+            ..s.clone()
+        };
+        assert_eq!(parse_text(&day, "15/01/2024 00:30"), Ok(Cell::Date(19737)));
+        // An explicit offset wins over the zone.
+        assert_eq!(
+            timestamp("2024-03-31T02:30:00+00:00", &s),
+            Ok(ts("2024-03-31T02:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn decimals_round_per_mode_and_never_misread_separators() {
+        use DecimalRounding::{HalfEven, HalfUp, Reject};
+        for (text, even, up) in [
+            ("0.125", Ok(12), Ok(13)),
+            ("0.135", Ok(14), Ok(14)),
+            ("0.1251", Ok(13), Ok(13)),
+            ("-0.125", Ok(-12), Ok(-13)),
+            ("-0.135", Ok(-14), Ok(-14)),
+            ("2.5", Ok(250), Ok(250)),
+            ("9.999", Err(()), Err(())),
+        ] {
+            assert_eq!(
+                parse_decimal_rounded(text, 3, 2, HalfEven).map_err(|_| ()),
+                even,
+                "{text} half_even"
+            );
+            assert_eq!(
+                parse_decimal_rounded(text, 3, 2, HalfUp).map_err(|_| ()),
+                up,
+                "{text} half_up"
+            );
+        }
+        assert_eq!(
+            parse_decimal_rounded("0.125", 3, 2, Reject),
+            Err("`0.125` has more than 2 decimal places".into())
+        );
+        assert_eq!(
+            parse_decimal_rounded("9.999", 3, 2, HalfUp),
+            Err("`9.999` does not fit decimal(3,2)".into())
+        );
+        for text in ["1,234.5", "1.234,5", "1 234", "1_234", "1'234", "12e2"] {
+            for mode in [Reject, HalfEven, HalfUp] {
+                assert_eq!(
+                    parse_decimal_rounded(text, 12, 2, mode),
+                    Err(format!("cannot read `{text}` as decimal(12,2)")),
+                    "{text}"
+                );
+            }
+        }
+        // Floats refuse separators too.
+        assert!(parse_text(&spec(DataType::Float64), "1,234.5").is_err());
     }
 
     #[test]

@@ -1,35 +1,119 @@
 //! clean: typed rows → cleaned rows in the clean zone.
 //!
-//! In this order, as the product's recipe and contract say:
-//! 1. strings trimmed, blank strings become null; case normalized (recipe `lowercase` /
+//! Before clean, ingest typed every value with the contract and the recipe: timestamps read with
+//! the recipe's `timestamps` formats and zone and normalized to UTC, decimals refused or rounded
+//! per `decimal_rounding` (see [`apply_typing`]). Then, for every row, in this order:
+//! 1. structuring: JSON text in a column the contract declares as an object or array is parsed
+//!    into the struct or list (already done at ingest for text sources); recipe `flatten` reads
+//!    fields of a JSON text column into `<column>_<field>` columns. Unparseable JSON quarantines
+//!    the row with the reason;
+//! 2. strings trimmed, blank strings become null; case normalized (recipe `lowercase` /
 //!    `uppercase`, and values of an enumerated column take the contract's spelling);
-//! 2. nulls of optional columns take the recipe's defaults;
-//! 3. rows equal in every column to an earlier row are dropped;
-//! 4. with `latest_by`, only the latest row per primary key is kept (later rows win ties);
-//! 5. row rules from the contract: required, valid values, patterns, lengths (quarantine) and
-//!    ranges (quarantine or flag, per the recipe). The first broken rule is the row's reason.
+//! 3. nulls of optional columns take the recipe's defaults, a column absent from the input too
+//!    (counted in `defaulted`, and noted);
+//! 4. rows equal in every column to an earlier row are dropped;
+//! 5. with `latest_by`, only the latest row per primary key is kept (null orders lowest; later
+//!    rows win ties);
+//! 6. row rules from the contract: required, valid values, patterns, lengths (quarantine) and
+//!    ranges (quarantine, flag or clip, per the recipe). The first broken rule is the row's
+//!    reason;
+//! 7. statistical outliers (recipe `outliers = { method = "iqr" | "zscore", ... }`): quarantine,
+//!    flag or clip against fences computed over the file;
+//! 8. gap filling (recipe `gaps`): missing time slots of each series become generated rows,
+//!    marked in the marker column, written right after the row before the gap.
 //!
-//! Deduplication keeps 128-bit hashes, so memory follows the number of distinct rows and keys,
-//! never the bytes of the file; step 4 reads the input twice to stay that way.
+//! Memory: deduplication keeps a 128-bit hash per distinct row and one entry per key; IQR keeps
+//! every non-null value of its columns (8 bytes per row and column) to compute exact quartiles,
+//! z-score keeps three numbers per column; gap filling keeps, per series, its key hash and the
+//! set of time slots seen (8 bytes per distinct slot) and refuses a file that would generate more
+//! than `max_filled_rows` rows. Everything else streams. The input is read once per pass it needs:
+//! statistics, then deduplication and gap detection, then the writing pass.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array,
+    RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array, new_null_array,
+};
 use arrow::compute::kernels::zip::zip;
-use arrow::compute::{cast, filter_record_batch, is_not_null};
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
+use arrow::compute::{cast, concat_batches, filter_record_batch, is_not_null, take_record_batch};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit};
 use arrow::row::{RowConverter, SortField};
 use futures::StreamExt;
 use regex::Regex;
+use serde_json::Value;
 use tessera_contract::{Metric, Property, RuleKind, SchemaObject};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::keys::{Zone, input_id};
-use crate::mesh::{CleanRecipe, OutlierAction, ProductKind};
+use crate::mesh::{CleanRecipe, GapFill, OutlierAction, OutlierMethod, ProductKind};
+use crate::routing::Function;
 use crate::runs::{self, InputRef, RunRecord, RunStatus};
-use crate::typing::{ColumnBuilder, ColumnSpec, parse_text};
+use crate::typing::{ColumnBuilder, ColumnSpec, parse_json, parse_text};
+
+/// Applies the recipe's typing options to the column specs ingest types values with: the
+/// timestamp formats and zone (`timestamps`), the decimal rounding (`decimal_rounding`).
+pub fn apply_typing(recipe: &CleanRecipe, specs: &mut [ColumnSpec]) -> Result<()> {
+    for spec in specs.iter_mut() {
+        spec.rounding = recipe.decimal_rounding;
+    }
+    let Some(t) = &recipe.timestamps else {
+        return Ok(());
+    };
+    let zone = match t.timezone.as_deref() {
+        Some(z) => Some(z.parse::<chrono_tz::Tz>().map_err(|_| {
+            Error::Config(format!(
+                "timestamps.timezone: unknown time zone `{z}` (use an IANA name such as Europe/Paris)"
+            ))
+        })?),
+        None => None,
+    };
+    for c in &t.columns {
+        match specs.iter().find(|s| &s.name == c) {
+            None => {
+                return Err(Error::Config(format!(
+                    "timestamps.columns names `{c}`, which the contract does not have"
+                )));
+            }
+            Some(s) if !matches!(s.data_type, DataType::Timestamp(_, _) | DataType::Date32) => {
+                return Err(Error::Config(format!(
+                    "timestamps.columns names `{c}`, which is not a timestamp or date"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    for spec in specs.iter_mut() {
+        let chosen = if t.columns.is_empty() {
+            matches!(spec.data_type, DataType::Timestamp(_, _))
+        } else {
+            t.columns.contains(&spec.name)
+        };
+        if !chosen {
+            continue;
+        }
+        spec.formats.clone_from(&t.formats);
+        if spec.timezone.is_none() {
+            spec.timezone = zone;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a clean recipe against the product's schema object, as the mesh loads: every column it
+/// names exists with a fitting type, frequencies and zones parse.
+pub fn validate(object: &SchemaObject, recipe: &CleanRecipe) -> std::result::Result<(), String> {
+    let (schema, mut specs) = super::staged_schema(object).map_err(|e| e.to_string())?;
+    apply_typing(recipe, &mut specs).map_err(|e| e.to_string())?;
+    Cleaner::new(object, recipe, &schema, &specs)
+        .map(|_| ())
+        .map_err(|e| match e {
+            Error::Config(m) => m,
+            other => other.to_string(),
+        })
+}
 
 /// Cleans one staged object.
 pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Result<RunRecord> {
@@ -53,40 +137,74 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         key: key.into(),
         version: version.into(),
     };
-    let (mut record, started) = RunRecord::start(&id, "clean", &domain.name, &product.name, input);
-    let (schema, specs) = super::staged_schema(product.schema())?;
-    let cleaner = Cleaner::new(product.schema(), recipe, &schema, &specs)?;
+    let (schema, specs) = super::staged_schema_for(product)?;
+    let mut cleaner = Cleaner::new(product.schema(), recipe, &schema, &specs)?;
 
-    // Pass 1 (only with `latest_by`): find the winning row of every key.
-    let mut dedupe = Dedupe::default();
-    let latest = match (&recipe.latest_by, cleaner.key_columns.is_empty()) {
-        (Some(col), false) => Some(schema.index_of(col).map_err(|_| {
-            Error::Config(format!("latest_by column `{col}` is not in the contract"))
-        })?),
-        (Some(_), true) => {
-            return Err(Error::Config(format!(
-                "product `{}`: latest_by needs a primary key in the contract",
-                product.name
-            )));
+    // Pass 1 (statistical outliers only): the fences of every tested column.
+    if let Some(detect) = &cleaner.detect {
+        let mut stats: Vec<Stat> = detect.columns.iter().map(|_| Stat::default()).collect();
+        let mut stream = ctx.storage.read_parquet(bucket, key).await?;
+        while let Some(batch) = stream.next().await {
+            let prepared = cleaner.prepare(&batch?)?;
+            for ((col, _), stat) in detect.columns.iter().zip(stats.iter_mut()) {
+                stat.update(prepared.batch.column(*col), detect.method)?;
+            }
         }
-        (None, _) => None,
-    };
-    if let Some(order_col) = latest {
+        let fences = stats
+            .iter_mut()
+            .map(|s| s.fences(detect.method, detect.parameter))
+            .collect();
+        cleaner.fences = fences;
+    }
+
+    // Pass 2 (only with `latest_by` or `gaps`): the winning row of every key, the time slots
+    // of every series.
+    let mut dedupe = Dedupe::default();
+    let mut series = SeriesSlots::default();
+    if cleaner.latest.is_some() || cleaner.gaps.is_some() {
         let mut stream = ctx.storage.read_parquet(bucket, key).await?;
         let mut row = 0u64;
         while let Some(batch) = stream.next().await {
-            let batch = cleaner.normalize(&super::conform(&batch?, &schema)?)?;
-            dedupe.scan(
-                &cleaner,
-                &batch,
-                order_col,
-                &mut row,
-                recipe.drop_exact_duplicates,
-            )?;
+            let prepared = cleaner.prepare(&batch?)?;
+            if let Some(order_col) = cleaner.latest {
+                dedupe.scan(
+                    &cleaner,
+                    &prepared.batch,
+                    order_col,
+                    row,
+                    recipe.drop_exact_duplicates,
+                )?;
+            }
+            if let Some(gaps) = &cleaner.gaps {
+                let verdicts = cleaner.verdicts(&prepared.batch, prepared.reasons)?;
+                series.scan(gaps, &prepared.batch, &verdicts.reasons)?;
+            }
+            row += prepared.batch.num_rows() as u64;
+        }
+    }
+    let (mut record, started) = RunRecord::start(&id, "clean", &domain.name, &product.name, input);
+    if let Some(gaps) = &cleaner.gaps {
+        let missing = series.finish();
+        if missing > gaps.max {
+            let reason = format!(
+                "gap filling would generate {missing} rows, more than max_filled_rows = {} \
+                 (gaps.time = `{}`, every {}): the file is refused",
+                gaps.max, gaps.time_name, gaps.every_text
+            );
+            return super::refuse(
+                ctx,
+                Function::Clean,
+                Zone::Staged,
+                bucket,
+                key,
+                version,
+                &reason,
+            )
+            .await;
         }
     }
 
-    // Pass 2: write clean rows, quarantine bad ones.
+    // Last pass: write clean rows, quarantine bad ones.
     let quarantine_schema = Arc::new(Schema::new(
         schema
             .fields()
@@ -99,26 +217,44 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
     let mut quarantine = None;
     let mut stream = ctx.storage.read_parquet(bucket, key).await?;
     let mut row = 0u64;
-    let (mut duplicates, mut superseded) = (0u64, 0u64);
+    let (mut duplicates, mut superseded, mut clipped) = (0u64, 0u64, 0u64);
     let mut seen = HashSet::new();
+    let mut first = true;
     while let Some(batch) = stream.next().await {
-        let batch = cleaner.normalize(&super::conform(&batch?, &schema)?)?;
+        let batch = batch?;
+        if first {
+            first = false;
+            for f in schema.fields() {
+                if batch.column_by_name(f.name()).is_none() {
+                    let how = match recipe.defaults.get(f.name()) {
+                        Some(d) => format!("every row takes the default `{d}`"),
+                        None => "read as null".to_owned(),
+                    };
+                    record.notes.push(format!(
+                        "column `{}` is absent from the input: {how}",
+                        f.name()
+                    ));
+                }
+            }
+        }
+        let prepared = cleaner.prepare(&batch)?;
+        let batch = prepared.batch;
         let n = batch.num_rows();
         record.rows_in += n as u64;
         let row_hashes = cleaner.row_hashes(&batch)?;
         let key_hashes = cleaner.key_hashes(&batch)?;
-        let (reasons, outliers) = cleaner.violations(&batch)?;
+        let verdicts = cleaner.verdicts(&batch, prepared.reasons)?;
         let mut keep = Vec::with_capacity(n);
         let mut bad = Vec::with_capacity(n);
         let mut bad_reasons = Vec::new();
         for i in 0..n {
             let global = row + i as u64;
-            let duplicate = if latest.is_some() {
+            let duplicate = if cleaner.latest.is_some() {
                 dedupe.duplicates.contains(&global)
             } else {
                 recipe.drop_exact_duplicates && !seen.insert(row_hashes[i])
             };
-            let loser = latest.is_some()
+            let loser = cleaner.latest.is_some()
                 && key_hashes[i]
                     .is_some_and(|k| dedupe.winners.get(&k).is_some_and(|w| w.1 != global));
             if duplicate || loser {
@@ -129,31 +265,23 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
                 }
                 keep.push(false);
                 bad.push(false);
-            } else if let Some(reason) = &reasons[i] {
+            } else if let Some(reason) = &verdicts.reasons[i] {
                 keep.push(false);
                 bad.push(true);
                 bad_reasons.push(reason.clone());
             } else {
-                if outliers[i] {
+                if verdicts.flagged[i] {
                     record.flagged += 1;
                 }
+                if verdicts.clipped[i] {
+                    clipped += 1;
+                }
+                record.defaulted += u64::from(prepared.defaulted[i]);
                 keep.push(true);
                 bad.push(false);
             }
         }
         row += n as u64;
-        let clean = filter_record_batch(&batch, &BooleanArray::from(keep))?;
-        if clean.num_rows() > 0 {
-            if out.is_none() {
-                out = Some(
-                    ctx.storage
-                        .write_parquet(bucket, &clean_key, Arc::clone(&schema))?,
-                );
-            }
-            if let Some(o) = out.as_mut() {
-                o.write(&clean).await?;
-            }
-        }
         if !bad_reasons.is_empty() {
             let rejected = filter_record_batch(&batch, &BooleanArray::from(bad))?;
             let mut columns = rejected.columns().to_vec();
@@ -169,6 +297,25 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
             }
             if let Some(q) = quarantine.as_mut() {
                 q.write(&rejected).await?;
+            }
+        }
+        let fixed = cleaner.apply(&batch, &verdicts)?;
+        let keep = BooleanArray::from(keep);
+        let mut clean = filter_record_batch(&fixed, &keep)?;
+        if let Some(gaps) = &cleaner.gaps {
+            let (with_fills, filled) = series.fill(gaps, &clean)?;
+            record.filled += filled;
+            clean = with_fills;
+        }
+        if clean.num_rows() > 0 {
+            if out.is_none() {
+                out = Some(
+                    ctx.storage
+                        .write_parquet(bucket, &clean_key, Arc::clone(&schema))?,
+                );
+            }
+            if let Some(o) = out.as_mut() {
+                o.write(&clean).await?;
             }
         }
     }
@@ -187,6 +334,21 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         record.notes.push(format!(
             "{} rows flagged as outliers and kept",
             record.flagged
+        ));
+    }
+    if clipped > 0 {
+        record.notes.push(format!(
+            "{clipped} rows with values clipped to their bounds"
+        ));
+    }
+    for note in cleaner.fence_notes() {
+        record.notes.push(note);
+    }
+    if record.filled > 0 {
+        record.notes.push(format!(
+            "{} rows generated to fill time gaps (marked in `{}`)",
+            record.filled,
+            cleaner.gaps.as_ref().map_or("", |g| g.marker_name.as_str())
         ));
     }
     if let Some(q) = quarantine {
@@ -220,14 +382,14 @@ impl Dedupe {
         cleaner: &Cleaner,
         batch: &RecordBatch,
         order_col: usize,
-        row: &mut u64,
+        row: u64,
         exact: bool,
     ) -> Result<()> {
         let row_hashes = cleaner.row_hashes(batch)?;
         let key_hashes = cleaner.key_hashes(batch)?;
         let order = ordering_values(batch.column(order_col))?;
         for i in 0..batch.num_rows() {
-            let global = *row + i as u64;
+            let global = row + i as u64;
             if exact && !self.seen.insert(row_hashes[i]) {
                 self.duplicates.insert(global);
                 continue;
@@ -244,7 +406,6 @@ impl Dedupe {
                     .or_insert(candidate);
             }
         }
-        *row += batch.num_rows() as u64;
         Ok(())
     }
 }
@@ -302,6 +463,35 @@ enum RowRule {
     },
 }
 
+/// Statistical detection, resolved against the schema.
+#[derive(Debug)]
+struct Detect {
+    method: OutlierMethod,
+    /// `k` (IQR) or `threshold` (z-score).
+    parameter: f64,
+    columns: Vec<(usize, String)>,
+    action: OutlierAction,
+}
+
+/// Gap filling, resolved against the schema.
+#[derive(Debug)]
+struct Gaps {
+    time: usize,
+    time_name: String,
+    every: i64,
+    every_text: String,
+    by: Vec<usize>,
+    fill: GapFill,
+    marker: usize,
+    marker_name: String,
+    max: u64,
+    /// Every column but time, series, marker and outlier flag.
+    measures: Vec<usize>,
+    /// The outlier flag column (false in generated rows).
+    flag: Option<usize>,
+    series: RowConverter,
+}
+
 #[derive(Debug)]
 struct Cleaner {
     trim: bool,
@@ -311,15 +501,67 @@ struct Cleaner {
     canonical: HashMap<usize, HashMap<String, String>>,
     defaults: Vec<(usize, ArrayRef)>,
     rules: Vec<(usize, String, RowRule)>,
-    outliers: OutlierAction,
+    range_action: OutlierAction,
+    /// Boolean column set on flagged rows.
+    flag_column: Option<usize>,
+    detect: Option<Detect>,
+    /// Fences of the detected columns (same order), once pass 1 computed them.
+    fences: Vec<Option<(f64, f64)>>,
+    /// JSON text column → its fields.
+    flatten: Vec<(usize, Vec<FlatField>)>,
+    /// Contract struct/list columns (read from JSON text when the staged column is text).
+    structured: Vec<usize>,
+    specs: Vec<ColumnSpec>,
+    schema: SchemaRef,
+    gaps: Option<Gaps>,
+    latest: Option<usize>,
     key_columns: Vec<usize>,
     all_rows: RowConverter,
     keys: Option<RowConverter>,
 }
 
+/// A field of a JSON text column flattened into a column: as written, as a JSON pointer, and
+/// the target column.
+type FlatField = (String, String, usize);
+
+/// Values of a column to clip: the column, its lower and upper bounds ((value, exclusive)), and
+/// which rows cross which bound.
+type Clip = (
+    usize,
+    Option<(f64, bool)>,
+    Option<(f64, bool)>,
+    Vec<Option<Side>>,
+);
+
+/// A batch conformed to the staged schema and normalized, with the rows structuring refused.
+struct Prepared {
+    batch: RecordBatch,
+    reasons: Vec<Option<String>>,
+    /// Values set from the defaults, per row.
+    defaulted: Vec<u32>,
+}
+
+/// What the rules say about each row of a batch.
+struct Verdicts {
+    reasons: Vec<Option<String>>,
+    flagged: Vec<bool>,
+    clipped: Vec<bool>,
+    clips: Vec<Clip>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Low,
+    High,
+}
+
 fn json_f64(v: &serde_json::Value) -> Option<f64> {
     v.as_f64()
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+fn is_numeric(dt: &DataType) -> bool {
+    dt.is_integer() || dt.is_floating() || matches!(dt, DataType::Decimal128(_, _))
 }
 
 impl Cleaner {
@@ -383,6 +625,181 @@ impl Cleaner {
                     .collect(),
             )?)
         };
+        let latest = match (&recipe.latest_by, key_columns.is_empty()) {
+            (Some(col), false) => {
+                let i = schema.index_of(col).map_err(|_| {
+                    Error::Config(format!("latest_by column `{col}` is not in the contract"))
+                })?;
+                ordering_values(&new_null_array(schema.field(i).data_type(), 0))?;
+                Some(i)
+            }
+            (Some(_), true) => {
+                return Err(Error::Config(
+                    "latest_by needs a primary key in the contract".into(),
+                ));
+            }
+            (None, _) => None,
+        };
+        let boolean = |c: &str, what: &str| -> Result<usize> {
+            let i = index(c)?;
+            if schema.field(i).data_type() != &DataType::Boolean {
+                return Err(Error::Config(format!(
+                    "{what} `{c}` must be a boolean column of the contract, not {}",
+                    schema.field(i).data_type()
+                )));
+            }
+            Ok(i)
+        };
+        let range_action = recipe.outliers.range_action();
+        let (detect, flag_column) = match recipe.outliers.detection() {
+            None => (None, None),
+            Some(d) => {
+                if d.columns.is_empty() {
+                    return Err(Error::Config("outliers.columns is empty".into()));
+                }
+                let columns = d
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        let i = index(c)?;
+                        if !is_numeric(schema.field(i).data_type()) {
+                            return Err(Error::Config(format!(
+                                "outliers.columns: `{c}` is not numeric ({})",
+                                schema.field(i).data_type()
+                            )));
+                        }
+                        Ok((i, c.clone()))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let parameter = match d.method {
+                    OutlierMethod::Iqr => d.k(),
+                    OutlierMethod::Zscore => d.threshold(),
+                };
+                if !(parameter.is_finite() && parameter > 0.0) {
+                    return Err(Error::Config(format!(
+                        "outliers: k / threshold must be a positive number, not {parameter}"
+                    )));
+                }
+                let flag = d
+                    .flag_column
+                    .as_deref()
+                    .map(|c| boolean(c, "outliers.flag_column"))
+                    .transpose()?;
+                (
+                    Some(Detect {
+                        method: d.method,
+                        parameter,
+                        columns,
+                        action: d.action,
+                    }),
+                    flag,
+                )
+            }
+        };
+        let mut flatten = Vec::new();
+        for (source, fields) in &recipe.flatten {
+            let src = index(source)?;
+            if schema.field(src).data_type() != &DataType::Utf8 {
+                return Err(Error::Config(format!(
+                    "flatten: `{source}` must be a text (JSON) column, not {}",
+                    schema.field(src).data_type()
+                )));
+            }
+            let mut targets = Vec::new();
+            for f in fields {
+                let target = format!("{source}_{}", f.replace('.', "_"));
+                let t = schema.index_of(&target).map_err(|_| {
+                    Error::Config(format!(
+                        "flatten: field `{f}` of `{source}` goes to column `{target}`, which the contract does not have"
+                    ))
+                })?;
+                let pointer = format!(
+                    "/{}",
+                    f.split('.')
+                        .map(|p| p.replace('~', "~0").replace('/', "~1"))
+                        .collect::<Vec<_>>()
+                        .join("/")
+                );
+                targets.push((f.clone(), pointer, t));
+            }
+            flatten.push((src, targets));
+        }
+        let structured = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| matches!(f.data_type(), DataType::Struct(_) | DataType::List(_)))
+            .map(|(i, _)| i)
+            .collect();
+        let gaps = match &recipe.gaps {
+            None => None,
+            Some(g) => {
+                let every = g.every_micros().map_err(Error::Config)?;
+                let time = index(&g.time)?;
+                match schema.field(time).data_type() {
+                    DataType::Timestamp(TimeUnit::Microsecond, _) => {}
+                    DataType::Date32 if every % 86_400_000_000 == 0 => {}
+                    DataType::Date32 => {
+                        return Err(Error::Config(format!(
+                            "gaps: `{}` is a date: every must be whole days, not `{}`",
+                            g.time, g.every
+                        )));
+                    }
+                    other => {
+                        return Err(Error::Config(format!(
+                            "gaps.time `{}` must be a timestamp or date column, not {other}",
+                            g.time
+                        )));
+                    }
+                }
+                let marker = boolean(&g.marker, "gaps.marker")?;
+                let by = g.by.iter().map(|c| index(c)).collect::<Result<Vec<_>>>()?;
+                // The outlier flag of a generated row is false, like its marker's opposite.
+                let measures: Vec<usize> = (0..schema.fields().len())
+                    .filter(|i| {
+                        *i != time && *i != marker && !by.contains(i) && Some(*i) != flag_column
+                    })
+                    .collect();
+                for &m in &measures {
+                    let p = &object.properties[m];
+                    let f = schema.field(m);
+                    let null_filled = match g.fill {
+                        GapFill::Null => true,
+                        GapFill::Zero => !is_numeric(f.data_type()),
+                        GapFill::Forward => false,
+                    };
+                    if p.required && null_filled {
+                        return Err(Error::Config(format!(
+                            "gaps: column `{}` is required, but fill = \"{}\" leaves it null in generated rows",
+                            f.name(),
+                            match g.fill {
+                                GapFill::Null => "null",
+                                _ => "zero",
+                            }
+                        )));
+                    }
+                }
+                let series = RowConverter::new(
+                    by.iter()
+                        .map(|&i| SortField::new(schema.field(i).data_type().clone()))
+                        .collect(),
+                )?;
+                Some(Gaps {
+                    time,
+                    time_name: g.time.clone(),
+                    every,
+                    every_text: g.every.clone(),
+                    by,
+                    fill: g.fill,
+                    marker,
+                    marker_name: g.marker.clone(),
+                    max: g.max_filled_rows,
+                    measures,
+                    flag: flag_column,
+                    series,
+                })
+            }
+        };
         Ok(Cleaner {
             trim: recipe.trim,
             lower,
@@ -390,14 +807,155 @@ impl Cleaner {
             canonical,
             defaults,
             rules,
-            outliers: recipe.outliers,
+            range_action,
+            flag_column,
+            detect,
+            fences: Vec::new(),
+            flatten,
+            structured,
+            specs: specs.to_vec(),
+            schema: Arc::clone(schema),
+            gaps,
+            latest,
             key_columns,
             all_rows,
             keys,
         })
     }
 
-    fn normalize(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+    /// Structuring, conforming to the staged schema, normalization and defaults.
+    fn prepare(&self, raw: &RecordBatch) -> Result<Prepared> {
+        let n = raw.num_rows();
+        let mut reasons: Vec<Option<String>> = vec![None; n];
+        // JSON text where the contract declares a struct or list: parse it.
+        let mut fields = Vec::with_capacity(raw.num_columns());
+        let mut columns = Vec::with_capacity(raw.num_columns());
+        for (f, c) in raw.schema().fields().iter().zip(raw.columns()) {
+            let target = self.schema.index_of(f.name()).ok();
+            match target {
+                Some(t)
+                    if self.structured.contains(&t)
+                        && matches!(c.data_type(), DataType::Utf8 | DataType::LargeUtf8) =>
+                {
+                    let text = cast(c, &DataType::Utf8)?;
+                    let text = text.as_string::<i32>();
+                    let field = Arc::clone(&self.schema.fields()[t]);
+                    let mut b = ColumnBuilder::new(Arc::clone(&field)).map_err(Error::Config)?;
+                    for (r, v) in text.iter().enumerate() {
+                        let cell = match v {
+                            None => Ok(crate::typing::Cell::Null),
+                            Some(v) => parse_text(&self.specs[t], v),
+                        };
+                        match cell {
+                            Ok(cell) => b.append(&cell),
+                            Err(e) => {
+                                b.append(&crate::typing::Cell::Null);
+                                if reasons[r].is_none() {
+                                    reasons[r] = Some(format!("invalid_json_{}: {e}", f.name()));
+                                }
+                            }
+                        }
+                    }
+                    fields.push(field);
+                    columns.push(b.finish());
+                }
+                _ => {
+                    fields.push(Arc::clone(f));
+                    columns.push(Arc::clone(c));
+                }
+            }
+        }
+        let structured = RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+        let batch = super::conform(&structured, &self.schema)?;
+        let batch = self.flatten(&batch, &mut reasons)?;
+        let (batch, defaulted) = self.normalize(&batch)?;
+        Ok(Prepared {
+            batch,
+            reasons,
+            defaulted,
+        })
+    }
+
+    /// Fields of JSON text columns into their `<column>_<field>` columns. A row whose text is
+    /// not a JSON object, or whose field does not fit its column, gets a reason.
+    fn flatten(&self, batch: &RecordBatch, reasons: &mut [Option<String>]) -> Result<RecordBatch> {
+        if self.flatten.is_empty() {
+            return Ok(batch.clone());
+        }
+        let mut columns = batch.columns().to_vec();
+        for (src, targets) in &self.flatten {
+            let name = self.schema.field(*src).name();
+            let text = batch.column(*src).as_string::<i32>();
+            let mut builders = targets
+                .iter()
+                .map(|(_, _, t)| ColumnBuilder::new(Arc::clone(&self.schema.fields()[*t])))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(Error::Config)?;
+            // Rows whose source is null keep the target's own value.
+            let mut from_source = vec![false; batch.num_rows()];
+            for (r, v) in text.iter().enumerate() {
+                let parsed = match v.map(str::trim).filter(|v| !v.is_empty()) {
+                    None => None,
+                    Some(v) => match serde_json::from_str::<Value>(v) {
+                        Ok(Value::Object(map)) => Some(Ok(Value::Object(map))),
+                        Ok(_) => Some(Err(format!(
+                            "invalid_json_{name}: `{}` is not a JSON object",
+                            shorten(v)
+                        ))),
+                        Err(e) => Some(Err(format!(
+                            "invalid_json_{name}: cannot read `{}` as JSON: {e}",
+                            shorten(v)
+                        ))),
+                    },
+                };
+                let value = match parsed {
+                    None => {
+                        for b in &mut builders {
+                            b.append(&crate::typing::Cell::Null);
+                        }
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        if reasons[r].is_none() {
+                            reasons[r] = Some(e);
+                        }
+                        for b in &mut builders {
+                            b.append(&crate::typing::Cell::Null);
+                        }
+                        continue;
+                    }
+                    Some(Ok(v)) => v,
+                };
+                from_source[r] = true;
+                for ((written, pointer, t), b) in targets.iter().zip(&mut builders) {
+                    let field = value.pointer(pointer).unwrap_or(&Value::Null);
+                    match parse_json(&self.specs[*t], field) {
+                        Ok(cell) => b.append(&cell),
+                        Err(e) => {
+                            b.append(&crate::typing::Cell::Null);
+                            if reasons[r].is_none() {
+                                reasons[r] = Some(format!(
+                                    "invalid_{}: field `{written}` of `{name}`: {e}",
+                                    self.schema.field(*t).name(),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            let mask = BooleanArray::from(from_source);
+            for ((_, _, t), mut b) in targets.iter().zip(builders) {
+                columns[*t] = zip(&mask, &b.finish(), &columns[*t])?;
+            }
+        }
+        Ok(RecordBatch::try_new(batch.schema(), columns)?)
+    }
+
+    fn normalize(&self, batch: &RecordBatch) -> Result<(RecordBatch, Vec<u32>)> {
         let mut columns = batch.columns().to_vec();
         for (i, col) in columns.iter_mut().enumerate() {
             if col.data_type() != &DataType::Utf8 {
@@ -433,7 +991,13 @@ impl Cleaner {
                 .collect();
             *col = Arc::new(out);
         }
+        let mut defaulted = vec![0u32; batch.num_rows()];
         for (i, default) in &self.defaults {
+            for (r, d) in defaulted.iter_mut().enumerate() {
+                if columns[*i].is_null(r) {
+                    *d += 1;
+                }
+            }
             let present = is_not_null(&columns[*i])?;
             let filled = zip(
                 &present,
@@ -442,7 +1006,7 @@ impl Cleaner {
             )?;
             columns[*i] = filled;
         }
-        Ok(RecordBatch::try_new(batch.schema(), columns)?)
+        Ok((RecordBatch::try_new(batch.schema(), columns)?, defaulted))
     }
 
     fn row_hashes(&self, batch: &RecordBatch) -> Result<Vec<u128>> {
@@ -472,24 +1036,21 @@ impl Cleaner {
             .collect())
     }
 
-    /// The first broken rule of each row, and which rows are out of range but kept (flag).
-    fn violations(&self, batch: &RecordBatch) -> Result<(Vec<Option<String>>, Vec<bool>)> {
+    /// The first broken rule of each row (after the structuring reasons), which rows are
+    /// outliers kept with a flag, and which values are clipped.
+    fn verdicts(&self, batch: &RecordBatch, mut reasons: Vec<Option<String>>) -> Result<Verdicts> {
         let n = batch.num_rows();
-        let mut reasons: Vec<Option<String>> = vec![None; n];
-        let mut outliers = vec![false; n];
+        let mut flagged = vec![false; n];
+        let mut clipped = vec![false; n];
+        let mut clips = Vec::new();
         for (col, name, rule) in &self.rules {
             let array = batch.column(*col);
-            let mut mark = |row: usize, reason: String, is_range: bool| {
-                if is_range && self.outliers == OutlierAction::Flag {
-                    outliers[row] = true;
-                } else if reasons[row].is_none() {
-                    reasons[row] = Some(reason);
-                }
-            };
             match rule {
                 RowRule::Required => {
                     for r in (0..n).filter(|&r| array.is_null(r)) {
-                        mark(r, format!("missing_{name}"), false);
+                        if reasons[r].is_none() {
+                            reasons[r] = Some(format!("missing_{name}"));
+                        }
                     }
                 }
                 RowRule::ValidValues(_) | RowRule::Pattern(_) | RowRule::Length { .. } => {
@@ -508,8 +1069,8 @@ impl Cleaner {
                             }
                             _ => true,
                         };
-                        if !ok {
-                            mark(r, format!("invalid_{name}"), false);
+                        if !ok && reasons[r].is_none() {
+                            reasons[r] = Some(format!("invalid_{name}"));
                         }
                     }
                 }
@@ -518,6 +1079,7 @@ impl Cleaner {
                         continue;
                     };
                     let values = values.as_primitive::<Float64Type>();
+                    let mut sides = vec![None; n];
                     for r in 0..n {
                         if values.is_null(r) {
                             continue;
@@ -525,14 +1087,440 @@ impl Cleaner {
                         let v = values.value(r);
                         let low = min.is_some_and(|(m, excl)| if excl { v <= m } else { v < m });
                         let high = max.is_some_and(|(m, excl)| if excl { v >= m } else { v > m });
-                        if low || high {
-                            mark(r, format!("{name}_out_of_range"), true);
+                        if !(low || high) {
+                            continue;
                         }
+                        match self.range_action {
+                            OutlierAction::Quarantine => {
+                                if reasons[r].is_none() {
+                                    reasons[r] = Some(format!("{name}_out_of_range"));
+                                }
+                            }
+                            OutlierAction::Flag => flagged[r] = true,
+                            OutlierAction::Clip => {
+                                clipped[r] = true;
+                                sides[r] = Some(if low { Side::Low } else { Side::High });
+                            }
+                        }
+                    }
+                    if sides.iter().any(Option::is_some) {
+                        clips.push((*col, *min, *max, sides));
                     }
                 }
             }
         }
-        Ok((reasons, outliers))
+        if let Some(d) = &self.detect {
+            for ((col, name), fence) in d.columns.iter().zip(&self.fences) {
+                let Some((lo, hi)) = *fence else { continue };
+                let array = batch.column(*col);
+                let values = cast(array, &DataType::Float64)?;
+                let values = values.as_primitive::<Float64Type>();
+                let mut sides = vec![None; n];
+                for r in 0..n {
+                    if values.is_null(r) {
+                        continue;
+                    }
+                    let v = values.value(r);
+                    let side = if v < lo {
+                        Side::Low
+                    } else if v > hi {
+                        Side::High
+                    } else {
+                        continue;
+                    };
+                    match d.action {
+                        OutlierAction::Quarantine => {
+                            if reasons[r].is_none() {
+                                let shown = arrow::util::display::array_value_to_string(array, r)
+                                    .unwrap_or_else(|_| v.to_string());
+                                reasons[r] = Some(format!(
+                                    "outlier: {name}={shown} outside [{}, {}] ({})",
+                                    shown_f64(lo),
+                                    shown_f64(hi),
+                                    d.describe()
+                                ));
+                            }
+                        }
+                        OutlierAction::Flag => flagged[r] = true,
+                        OutlierAction::Clip => {
+                            clipped[r] = true;
+                            sides[r] = Some(side);
+                        }
+                    }
+                }
+                if sides.iter().any(Option::is_some) {
+                    clips.push((*col, Some((lo, false)), Some((hi, false)), sides));
+                }
+            }
+        }
+        Ok(Verdicts {
+            reasons,
+            flagged,
+            clipped,
+            clips,
+        })
+    }
+
+    /// The batch with clipped values and the flag and marker columns set (real rows: false).
+    fn apply(&self, batch: &RecordBatch, verdicts: &Verdicts) -> Result<RecordBatch> {
+        let mut columns = batch.columns().to_vec();
+        for (col, lo, hi, sides) in &verdicts.clips {
+            columns[*col] = clamp(&columns[*col], *lo, *hi, sides)?;
+        }
+        if let Some(f) = self.flag_column {
+            columns[f] = Arc::new(BooleanArray::from(verdicts.flagged.clone()));
+        }
+        if let Some(g) = &self.gaps {
+            columns[g.marker] = Arc::new(BooleanArray::from(vec![false; batch.num_rows()]));
+        }
+        Ok(RecordBatch::try_new(batch.schema(), columns)?)
+    }
+
+    /// The fences pass 1 found, for the run record.
+    fn fence_notes(&self) -> Vec<String> {
+        let Some(d) = &self.detect else {
+            return Vec::new();
+        };
+        d.columns
+            .iter()
+            .zip(&self.fences)
+            .map(|((_, name), fence)| match fence {
+                Some((lo, hi)) => format!(
+                    "outlier fences of `{name}` ({}): [{lo}, {hi}]",
+                    d.describe()
+                ),
+                None => format!(
+                    "outlier fences of `{name}` ({}): no value to compute them from",
+                    d.describe()
+                ),
+            })
+            .collect()
+    }
+}
+
+impl Detect {
+    fn describe(&self) -> String {
+        match self.method {
+            OutlierMethod::Iqr => format!("iqr k={}", self.parameter),
+            OutlierMethod::Zscore => format!("zscore threshold={}", self.parameter),
+        }
+    }
+}
+
+/// A fence for people: at most 9 decimal places, so that `8.000000000000002` reads `8`.
+fn shown_f64(v: f64) -> f64 {
+    let r = (v * 1e9).round() / 1e9;
+    if r.is_finite() { r } else { v }
+}
+
+fn shorten(s: &str) -> String {
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(60).collect::<String>())
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Sets the values of the marked rows to the bound they cross (an exclusive bound: the nearest
+/// value inside it at the column's precision).
+fn clamp(
+    array: &ArrayRef,
+    lo: Option<(f64, bool)>,
+    hi: Option<(f64, bool)>,
+    sides: &[Option<Side>],
+) -> Result<ArrayRef> {
+    let dt = array.data_type();
+    let pick = |r: usize| sides.get(r).copied().flatten();
+    if dt.is_integer() {
+        let lo_i = lo.map(|(m, ex)| {
+            if ex {
+                m.floor() as i64 + 1
+            } else {
+                m.ceil() as i64
+            }
+        });
+        let hi_i = hi.map(|(m, ex)| {
+            if ex {
+                m.ceil() as i64 - 1
+            } else {
+                m.floor() as i64
+            }
+        });
+        let v = cast(array, &DataType::Int64)?;
+        let v = v.as_primitive::<Int64Type>();
+        let out: Int64Array = (0..v.len())
+            .map(|r| {
+                (!v.is_null(r)).then(|| match pick(r) {
+                    Some(Side::Low) => lo_i.unwrap_or(v.value(r)),
+                    Some(Side::High) => hi_i.unwrap_or(v.value(r)),
+                    None => v.value(r),
+                })
+            })
+            .collect();
+        return Ok(cast(&out, dt)?);
+    }
+    if dt.is_floating() {
+        let lo_f = lo.map(|(m, ex)| if ex { m.next_up() } else { m });
+        let hi_f = hi.map(|(m, ex)| if ex { m.next_down() } else { m });
+        let v = cast(array, &DataType::Float64)?;
+        let v = v.as_primitive::<Float64Type>();
+        let out: Float64Array = (0..v.len())
+            .map(|r| {
+                (!v.is_null(r)).then(|| match pick(r) {
+                    Some(Side::Low) => lo_f.unwrap_or(v.value(r)),
+                    Some(Side::High) => hi_f.unwrap_or(v.value(r)),
+                    None => v.value(r),
+                })
+            })
+            .collect();
+        return Ok(cast(&out, dt)?);
+    }
+    if let DataType::Decimal128(p, s) = dt {
+        let factor = 10f64.powi(i32::from(*s));
+        // Bounds at the column's scale, rounded inwards (a value within 1e-6 of a whole
+        // mantissa is that mantissa: `0.29 * 100` is 28.999999999999996).
+        let scaled = |m: f64| {
+            let x = m * factor;
+            if (x - x.round()).abs() < 1e-6 {
+                x.round()
+            } else {
+                x
+            }
+        };
+        let lo_m = lo.map(|(m, ex)| {
+            let x = scaled(m);
+            (if ex { x.floor() + 1.0 } else { x.ceil() }) as i128
+        });
+        let hi_m = hi.map(|(m, ex)| {
+            let x = scaled(m);
+            (if ex { x.ceil() - 1.0 } else { x.floor() }) as i128
+        });
+        let v = array.as_primitive::<arrow::datatypes::Decimal128Type>();
+        let out: Decimal128Array = (0..v.len())
+            .map(|r| {
+                (!v.is_null(r)).then(|| match pick(r) {
+                    Some(Side::Low) => lo_m.unwrap_or(v.value(r)),
+                    Some(Side::High) => hi_m.unwrap_or(v.value(r)),
+                    None => v.value(r),
+                })
+            })
+            .collect();
+        return Ok(Arc::new(out.with_precision_and_scale(*p, *s)?));
+    }
+    Err(Error::Config(format!("cannot clip a column of type {dt}")))
+}
+
+/// Statistics of one column over the file.
+#[derive(Debug, Default)]
+struct Stat {
+    /// Every non-null value (IQR only: exact quartiles).
+    values: Vec<f64>,
+    /// Welford's running count, mean and sum of squared deviations (z-score).
+    count: u64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Stat {
+    fn update(&mut self, array: &ArrayRef, method: OutlierMethod) -> Result<()> {
+        let values = cast(array, &DataType::Float64)?;
+        let values = values.as_primitive::<Float64Type>();
+        for v in values.iter().flatten() {
+            if method == OutlierMethod::Iqr {
+                self.values.push(v);
+            }
+            self.count += 1;
+            let delta = v - self.mean;
+            self.mean += delta / self.count as f64;
+            self.m2 += delta * (v - self.mean);
+        }
+        Ok(())
+    }
+
+    /// `[Q1 - k·IQR, Q3 + k·IQR]` (quartiles by linear interpolation between closest ranks), or
+    /// `mean ± threshold·σ` (population standard deviation); `None` without values.
+    fn fences(&mut self, method: OutlierMethod, parameter: f64) -> Option<(f64, f64)> {
+        if self.count == 0 {
+            return None;
+        }
+        match method {
+            OutlierMethod::Iqr => {
+                let v = &mut self.values;
+                v.sort_by(f64::total_cmp);
+                let q = |p: f64| {
+                    let pos = p * (v.len() - 1) as f64;
+                    let (i, frac) = (pos.floor() as usize, pos.fract());
+                    let next = v.get(i + 1).copied().unwrap_or(v[i]);
+                    v[i] + frac * (next - v[i])
+                };
+                let (q1, q3) = (q(0.25), q(0.75));
+                let iqr = q3 - q1;
+                let fences = (q1 - parameter * iqr, q3 + parameter * iqr);
+                self.values = Vec::new();
+                Some(fences)
+            }
+            OutlierMethod::Zscore => {
+                let sd = (self.m2 / self.count as f64).sqrt();
+                Some((self.mean - parameter * sd, self.mean + parameter * sd))
+            }
+        }
+    }
+}
+
+/// Time slots of every series, for gap filling.
+#[derive(Debug, Default)]
+struct SeriesSlots {
+    /// Series key hash → slots seen (pass 2), then sorted (after [`SeriesSlots::finish`]).
+    seen: HashMap<u128, BTreeSet<i64>>,
+    /// Series key hash → offset of its first timestamp within a slot.
+    offset: HashMap<u128, (i64, i64)>,
+    /// Series key hash → sorted slots, and the slots that start a gap not yet filled.
+    sorted: HashMap<u128, (Vec<i64>, HashSet<i64>)>,
+}
+
+impl SeriesSlots {
+    fn times(gaps: &Gaps, batch: &RecordBatch) -> Result<Vec<Option<i64>>> {
+        let col = batch.column(gaps.time);
+        Ok(match col.data_type() {
+            DataType::Date32 => col
+                .as_primitive::<arrow::datatypes::Date32Type>()
+                .iter()
+                .map(|d| d.map(|d| i64::from(d) * 86_400_000_000))
+                .collect(),
+            _ => cast(col, &DataType::Int64)?
+                .as_primitive::<Int64Type>()
+                .iter()
+                .collect(),
+        })
+    }
+
+    fn keys(gaps: &Gaps, batch: &RecordBatch) -> Result<Vec<u128>> {
+        if gaps.by.is_empty() {
+            return Ok(vec![0; batch.num_rows()]);
+        }
+        let cols: Vec<ArrayRef> = gaps
+            .by
+            .iter()
+            .map(|&i| Arc::clone(batch.column(i)))
+            .collect();
+        let rows = gaps.series.convert_columns(&cols)?;
+        Ok(rows
+            .iter()
+            .map(|r| xxhash_rust::xxh3::xxh3_128(r.as_ref()))
+            .collect())
+    }
+
+    /// Records the slots of the rows no rule refuses.
+    fn scan(&mut self, gaps: &Gaps, batch: &RecordBatch, reasons: &[Option<String>]) -> Result<()> {
+        let times = Self::times(gaps, batch)?;
+        let keys = Self::keys(gaps, batch)?;
+        for r in 0..batch.num_rows() {
+            let (Some(t), None) = (times[r], &reasons[r]) else {
+                continue;
+            };
+            self.seen
+                .entry(keys[r])
+                .or_default()
+                .insert(t.div_euclid(gaps.every));
+            let first = self
+                .offset
+                .entry(keys[r])
+                .or_insert((t, t.rem_euclid(gaps.every)));
+            if t < first.0 {
+                *first = (t, t.rem_euclid(gaps.every));
+            }
+        }
+        Ok(())
+    }
+
+    /// How many rows filling every gap generates.
+    fn finish(&mut self) -> u64 {
+        let mut missing = 0u64;
+        for (k, slots) in std::mem::take(&mut self.seen) {
+            let sorted: Vec<i64> = slots.into_iter().collect();
+            let starts: HashSet<i64> = sorted
+                .windows(2)
+                .filter(|w| w[1] - w[0] > 1)
+                .map(|w| {
+                    missing = missing.saturating_add((w[1] - w[0] - 1).unsigned_abs());
+                    w[0]
+                })
+                .collect();
+            self.sorted.insert(k, (sorted, starts));
+        }
+        missing
+    }
+
+    /// The clean rows of a batch with the rows filling the gaps that follow them, each right
+    /// after the row before its gap; and how many were generated.
+    fn fill(&mut self, gaps: &Gaps, clean: &RecordBatch) -> Result<(RecordBatch, u64)> {
+        let times = Self::times(gaps, clean)?;
+        let keys = Self::keys(gaps, clean)?;
+        let mut sources = Vec::new();
+        let mut stamps = Vec::new();
+        let mut order = Vec::new();
+        let n = clean.num_rows();
+        for r in 0..n {
+            order.push(r as u32);
+            let Some(t) = times[r] else { continue };
+            let slot = t.div_euclid(gaps.every);
+            let Some((sorted, starts)) = self.sorted.get_mut(&keys[r]) else {
+                continue;
+            };
+            if !starts.remove(&slot) {
+                continue;
+            }
+            let next = match sorted.binary_search(&slot) {
+                Ok(i) => sorted.get(i + 1).copied().unwrap_or(slot),
+                Err(_) => slot,
+            };
+            let offset = self.offset.get(&keys[r]).map_or(0, |o| o.1);
+            for s in slot + 1..next {
+                order.push((n + sources.len()) as u32);
+                sources.push(r as u32);
+                stamps.push(s * gaps.every + offset);
+            }
+        }
+        if sources.is_empty() {
+            return Ok((clean.clone(), 0));
+        }
+        let filled = sources.len() as u64;
+        let generated = take_record_batch(clean, &UInt32Array::from(sources))?;
+        let mut columns = generated.columns().to_vec();
+        let rows = generated.num_rows();
+        columns[gaps.time] = match clean.schema().field(gaps.time).data_type() {
+            DataType::Date32 => Arc::new(Date32Array::from(
+                stamps
+                    .iter()
+                    .map(|t| i32::try_from(t / 86_400_000_000).unwrap_or(i32::MAX))
+                    .collect::<Vec<_>>(),
+            )),
+            DataType::Timestamp(_, tz) => {
+                Arc::new(TimestampMicrosecondArray::from(stamps).with_timezone_opt(tz.clone()))
+            }
+            other => {
+                return Err(Error::Internal(format!("gap time column of type {other}")));
+            }
+        };
+        columns[gaps.marker] = Arc::new(BooleanArray::from(vec![true; rows]));
+        if let Some(f) = gaps.flag {
+            columns[f] = Arc::new(BooleanArray::from(vec![false; rows]));
+        }
+        for &m in &gaps.measures {
+            let dt = clean.schema().field(m).data_type().clone();
+            match gaps.fill {
+                GapFill::Forward => {}
+                GapFill::Null => columns[m] = new_null_array(&dt, rows),
+                GapFill::Zero if is_numeric(&dt) => {
+                    columns[m] = cast(&Int64Array::from(vec![0i64; rows]), &dt)?;
+                }
+                GapFill::Zero => columns[m] = new_null_array(&dt, rows),
+            }
+        }
+        let generated = RecordBatch::try_new(clean.schema(), columns)?;
+        let all = concat_batches(&clean.schema(), [clean, &generated])?;
+        let ordered = take_record_batch(&all, &UInt32Array::from(order))?;
+        Ok((ordered, filled))
     }
 }
 
@@ -619,4 +1607,92 @@ fn compile_rules(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int32Array;
+
+    fn fences(values: &[f64], method: OutlierMethod, parameter: f64) -> Option<(f64, f64)> {
+        let mut stat = Stat::default();
+        let array: ArrayRef = Arc::new(Float64Array::from(values.to_vec()));
+        stat.update(&array, method).unwrap();
+        stat.fences(method, parameter)
+    }
+
+    #[test]
+    fn quartiles_interpolate_between_closest_ranks() {
+        // NumPy: percentile([1, 2, 3, 4], [25, 75]) = [1.75, 3.25]; IQR 1.5.
+        assert_eq!(
+            fences(&[4.0, 1.0, 3.0, 2.0], OutlierMethod::Iqr, 1.0),
+            Some((0.25, 4.75))
+        );
+        // One value: no spread, the fences are the value.
+        assert_eq!(fences(&[7.0], OutlierMethod::Iqr, 1.5), Some((7.0, 7.0)));
+        assert_eq!(fences(&[], OutlierMethod::Iqr, 1.5), None);
+        assert_eq!(fences(&[], OutlierMethod::Zscore, 3.0), None);
+        // Population standard deviation: 2, 4, 4, 4, 5, 5, 7, 9 → mean 5, σ 2.
+        let (lo, hi) = fences(
+            &[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0],
+            OutlierMethod::Zscore,
+            2.0,
+        )
+        .unwrap();
+        assert!(
+            (lo - 1.0).abs() < 1e-12 && (hi - 9.0).abs() < 1e-12,
+            "{lo} {hi}"
+        );
+    }
+
+    #[test]
+    fn clipping_keeps_values_inside_bounds_at_the_column_precision() {
+        let ints: ArrayRef = Arc::new(Int32Array::from(vec![Some(-5), Some(50), None, Some(500)]));
+        let sides = [Some(Side::Low), None, None, Some(Side::High)];
+        // Inclusive fences that are not integers: the nearest integers inside.
+        let out = clamp(&ints, Some((0.5, false)), Some((99.5, false)), &sides).unwrap();
+        let out: Vec<_> = out
+            .as_primitive::<arrow::datatypes::Int32Type>()
+            .iter()
+            .collect();
+        assert_eq!(out, [Some(1), Some(50), None, Some(99)]);
+        // Exclusive bounds: strictly inside.
+        let out = clamp(&ints, Some((0.0, true)), Some((100.0, true)), &sides).unwrap();
+        let out: Vec<_> = out
+            .as_primitive::<arrow::datatypes::Int32Type>()
+            .iter()
+            .collect();
+        assert_eq!(out, [Some(1), Some(50), None, Some(99)]);
+        // Decimals at their scale; 0.29 is not 0.2899999.
+        let dec: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![Some(1), Some(10_000)])
+                .with_precision_and_scale(6, 2)
+                .unwrap(),
+        );
+        let out = clamp(
+            &dec,
+            Some((0.29, false)),
+            Some((12.345, false)),
+            &[Some(Side::Low), Some(Side::High)],
+        )
+        .unwrap();
+        let out: Vec<_> = out
+            .as_primitive::<arrow::datatypes::Decimal128Type>()
+            .iter()
+            .collect();
+        assert_eq!(out, [Some(29), Some(1234)]);
+        assert_eq!(out.len(), 2);
+        // Floats: an exclusive bound gives the next float inside it.
+        let floats: ArrayRef = Arc::new(Float64Array::from(vec![-1.0, 2.0]));
+        let out = clamp(
+            &floats,
+            Some((0.0, true)),
+            Some((1.0, false)),
+            &[Some(Side::Low), Some(Side::High)],
+        )
+        .unwrap();
+        let out = out.as_primitive::<Float64Type>();
+        assert!(out.value(0) > 0.0 && out.value(0) < 1e-300);
+        assert_eq!(out.value(1), 1.0);
+    }
 }

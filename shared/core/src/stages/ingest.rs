@@ -191,7 +191,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         version: version.into(),
     };
     let (mut record, started) = RunRecord::start(&id, "ingest", &domain.name, &product.name, input);
-    let (schema, specs) = super::staged_schema(product.schema())?;
+    let (schema, specs) = super::staged_schema_for(product)?;
     let extras = match (source.unknown_columns, &source.extras_column) {
         (UnknownColumns::Keep, Some(column)) => Some(
             specs

@@ -96,9 +96,21 @@ pub fn staged_schema(object: &SchemaObject) -> Result<(SchemaRef, Vec<ColumnSpec
             data_type: field.data_type().clone(),
             timezone,
             format: prop.options.format.as_deref().map(jdk_to_chrono),
+            formats: Vec::new(),
+            rounding: crate::typing::DecimalRounding::Reject,
         });
     }
     Ok((Arc::new(Schema::new(fields)), specs))
+}
+
+/// [`staged_schema`] of a product, with what its clean recipe says about typing values (the
+/// timestamp formats and zone, the decimal rounding): ingest types values with these specs.
+pub fn staged_schema_for(product: &Product) -> Result<(SchemaRef, Vec<ColumnSpec>)> {
+    let (schema, mut specs) = staged_schema(product.schema())?;
+    if let crate::mesh::ProductKind::Source { clean, .. } = &product.kind {
+        clean::apply_typing(clean, &mut specs)?;
+    }
+    Ok((schema, specs))
 }
 
 /// Casts a batch to `schema` by column name: a column of another type is cast, a missing one is

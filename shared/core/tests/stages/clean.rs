@@ -141,6 +141,8 @@ async fn strings_are_trimmed_cased_and_spelled_as_the_contract_and_defaults_fill
     assert_eq!(run.status, RunStatus::Succeeded);
     assert_counts(&run, 3, 3, 0, 0);
     assert!(run.notes.is_empty(), "{:?}", run.notes);
+    // P1's tier and score, P3's blank tier.
+    assert_eq!(run.defaulted, 3);
     assert_eq!(run.outputs.len(), 1, "no quarantine file without bad rows");
     assert!(run.outputs[0].starts_with("clean/people/normalize-"));
     assert_table(

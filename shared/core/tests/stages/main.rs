@@ -21,6 +21,8 @@ mod check;
 #[cfg(test)]
 mod clean;
 #[cfg(test)]
+mod clean_steps;
+#[cfg(test)]
 mod ingest_csv;
 #[cfg(test)]
 mod ingest_formats;
