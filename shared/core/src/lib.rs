@@ -14,8 +14,10 @@
 
 pub mod bus;
 pub mod catalog;
+pub mod cdc;
 pub mod context;
 pub mod contract_test;
+pub mod entity;
 pub mod error;
 pub mod events;
 pub mod function;

@@ -235,6 +235,7 @@ fn format_name(format: SourceFormat) -> &'static str {
     match format {
         SourceFormat::Csv => "csv",
         SourceFormat::Ndjson => "ndjson",
+        SourceFormat::Debezium => "debezium",
     }
 }
 
@@ -461,10 +462,19 @@ fn scan_samples(
                     }
                 }
             }
-            SourceFormat::Ndjson => {
+            SourceFormat::Ndjson | SourceFormat::Debezium => {
+                let cdc = source.cdc.clone().unwrap_or_default();
                 for line in text.lines() {
-                    let Ok(serde_json::Value::Object(row)) = serde_json::from_str(line) else {
+                    let Ok(value) = serde_json::from_str(line) else {
                         continue;
+                    };
+                    let row = match (source.format, value) {
+                        (SourceFormat::Debezium, event) => match crate::cdc::decode(&event, &cdc) {
+                            Ok(crate::cdc::Decoded::Row(row)) => row,
+                            _ => continue,
+                        },
+                        (_, serde_json::Value::Object(row)) => row,
+                        _ => continue,
                     };
                     for column in &columns {
                         let value = row.get(*column).or_else(|| {

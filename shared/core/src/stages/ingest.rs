@@ -250,6 +250,25 @@ fn parse(
     match source.format {
         SourceFormat::Csv => parse_csv(reader, source, &mut rows, location)?,
         SourceFormat::Ndjson => parse_ndjson(reader, &mut rows)?,
+        SourceFormat::Debezium => {
+            use crate::cdc::Item;
+            let columns = source.cdc.clone().unwrap_or_default();
+            crate::cdc::read(reader, &columns, |item| match item {
+                Item::Row { line, row, event } => rows.row(
+                    line,
+                    || event,
+                    |_, spec| parse_json(spec, row.get(&spec.name).unwrap_or(&Value::Null)),
+                ),
+                Item::Bad { line, reason, raw } => {
+                    rows.stats.rows += 1;
+                    rows.bad(line, reason, raw)
+                }
+                Item::Note(note) => {
+                    rows.stats.notes.push(note);
+                    Ok(())
+                }
+            })?;
+        }
     }
     rows.flush()?;
     Ok(rows.stats)

@@ -14,6 +14,8 @@ mod aggregate;
 #[cfg(test)]
 mod bad_files;
 #[cfg(test)]
+mod cdc;
+#[cfg(test)]
 mod check;
 #[cfg(test)]
 mod clean;
