@@ -20,13 +20,18 @@ async fn sample_mesh_runs_end_to_end() {
     let emb = embedded(dir.path());
     let s = commands::run(&emb).await.unwrap();
     assert!(s.failures.is_empty(), "{:?}", s.failures);
-    assert_eq!(s.landed, 4);
+    assert_eq!(s.landed, 6);
 
     // name, rows in, published, dropped, quarantined, refused inputs
     let expected = [
         ("sales.orders", 19, 8, 2, 9, 0),
         ("sales.daily_revenue", 5, 5, 0, 0, 0),
         ("customers.customers", 18, 6, 2, 10, 1),
+        // 13 Debezium lines: a tombstone (skipped), a malformed update (quarantined), a
+        // redelivered duplicate in the second file (published twice: it is an event log).
+        ("customers.customer_changes", 12, 11, 0, 1, 0),
+        // The entity: one row per customer still present after the stream is applied.
+        ("customers.customer_state", 4, 4, 0, 0, 0),
     ];
     for (name, rows_in, published, dropped, quarantined, refused) in expected {
         let p = summary_of(&s, name);
@@ -190,9 +195,15 @@ async fn sample_mesh_runs_end_to_end() {
         .collect();
     assert_eq!(
         names,
-        ["customers.customers", "sales.daily_revenue", "sales.orders"]
+        [
+            "customers.customer_changes",
+            "customers.customer_state",
+            "customers.customers",
+            "sales.daily_revenue",
+            "sales.orders"
+        ]
     );
-    let orders = &catalog[2];
+    let orders = &catalog[4];
     assert_eq!(orders.partitions, 2);
     assert_eq!(orders.table.parameters["owner"], "sales-data@example.com");
     assert_eq!(orders.table.partition_keys[0].name, "order_date");
@@ -205,7 +216,7 @@ async fn sample_mesh_runs_end_to_end() {
     );
     assert_eq!(orders.table.parameters["quality_status"], "passed");
     // The second customers file broke its contract: the table says so until a version passes.
-    let customers = &catalog[0];
+    let customers = &catalog[2];
     assert_eq!(customers.table.parameters["quality_status"], "failed");
     assert!(
         customers.table.parameters["last_violation_checks"]
@@ -251,8 +262,55 @@ async fn sample_mesh_runs_end_to_end() {
         Some("| 0 |")
     );
 
+    // The CDC stream applied in source order (the second file lands after the first but holds
+    // older changes): CUST-0007's FR (LSN 2400, first file) beats BE (LSN 1400, second file),
+    // CUST-0002's delete removes it, the redelivered update of CUST-0001 counts once.
+    let state = commands::query(
+        &emb.context,
+        "SELECT customer_id, country, segment, cdc_position FROM customers.customer_state \
+         ORDER BY customer_id",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pretty_format_batches(&state).unwrap().to_string(),
+        "\
++-------------+---------+----------+----------------------+
+| customer_id | country | segment  | cdc_position         |
++-------------+---------+----------+----------------------+
+| CUST-0001   | DE      | business | 00000000000000001300 |
+| CUST-0007   | FR      | consumer | 00000000000000002400 |
+| CUST-0008   | GB      | business | 00000000000000001500 |
+| CUST-0009   | PT      | consumer | 00000000000000001800 |
++-------------+---------+----------+----------------------+"
+    );
+    let quarantined = emb
+        .context
+        .storage
+        .list(
+            "tessera-sample-customers",
+            "quarantine/customer_changes/ingest/",
+        )
+        .await
+        .unwrap();
+    assert_eq!(quarantined.len(), 1);
+    let text = emb
+        .context
+        .storage
+        .get("tessera-sample-customers", quarantined[0].location.as_ref())
+        .await
+        .unwrap();
+    let bad: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    assert_eq!(
+        (&bad["line"], &bad["reason"]),
+        (
+            &serde_json::json!(6),
+            &serde_json::json!("op `u` has no `after` object")
+        )
+    );
+
     // Running again lands nothing new and publishes nothing twice.
     let again = commands::run(&emb).await.unwrap();
-    assert_eq!((again.landed, again.unchanged, again.deliveries), (0, 4, 0));
+    assert_eq!((again.landed, again.unchanged, again.deliveries), (0, 6, 0));
     assert_eq!(summary_of(&again, "sales.orders").published, 8);
 }

@@ -235,7 +235,7 @@ fn image<'a>(
 ) -> std::result::Result<&'a Map<String, Value>, String> {
     match envelope.get(side) {
         Some(Value::Object(m)) => Ok(m),
-        _ => Err(format!("op `{op}` without a `{side}` object")),
+        _ => Err(format!("op `{op}` has no `{side}` object")),
     }
 }
 

@@ -422,7 +422,11 @@ mod tests {
         assert_eq!(
             a.reads,
             [
+                "products/customer_changes/_commits/*",
+                "products/customer_state/_commits/*",
                 "products/customers/_commits/*",
+                "runs/customer_changes/clean/*",
+                "runs/customer_changes/ingest/*",
                 "runs/customers/clean/*",
                 "runs/customers/ingest/*"
             ]

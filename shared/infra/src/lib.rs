@@ -464,6 +464,8 @@ mod tests {
         assert_eq!(
             paths,
             [
+                "mesh/domains/customers/customer_changes/customer_changes.odcs.yaml",
+                "mesh/domains/customers/customer_state/customer_state.odcs.yaml",
                 "mesh/domains/customers/customers/customers.odcs.yaml",
                 "mesh/domains/sales/daily_revenue/daily_revenue.odcs.yaml",
                 "mesh/domains/sales/orders/orders.odcs.yaml",

@@ -248,7 +248,7 @@ async fn malformed_events_are_quarantined_with_their_line_and_reason() {
         (2, "malformed JSON"),
         (3, "no `op`"),
         (4, "unknown op `x`"),
-        (5, "op `c` without a `after` object"),
+        (5, "op `c` has no `after` object"),
         (6, "`before` lacks key column `customer_id`"),
         (7, "binlog file `binlog` has no numeric extension"),
         (8, "no position"),
