@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod cdc;
 pub mod context;
 pub mod contract_test;
+pub mod domain_events;
 pub mod entity;
 pub mod error;
 pub mod events;

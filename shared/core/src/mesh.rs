@@ -568,6 +568,12 @@ impl Mesh {
                         "{origin}: product `{name}` hashes personal data: set `mesh.pii_salt` or TESSERA_PII_SALT",
                     )));
                 }
+                if source.events.is_some() && source.format != SourceFormat::Ndjson {
+                    let (line, column) = loader.position(p.source.span().start);
+                    return Err(Error::Config(format!(
+                        "{origin}:{line}:{column}: product `{name}`: `source.events` are batched as NDJSON: use `format = \"ndjson\"`"
+                    )));
+                }
                 if let Some(e) = cdc_problem(&product, source) {
                     let (line, column) = loader.position(p.source.span().start);
                     return Err(Error::Config(format!(

@@ -20,6 +20,8 @@ mod check;
 #[cfg(test)]
 mod clean;
 #[cfg(test)]
+mod domain_events;
+#[cfg(test)]
 mod ingest_csv;
 #[cfg(test)]
 mod ingest_ndjson;
