@@ -22,6 +22,7 @@ use tessera_core::mesh::{Environment, Mesh};
 pub mod access;
 pub mod cfn;
 pub mod domain;
+pub mod events;
 pub mod glue;
 pub mod json;
 pub mod names;
@@ -468,6 +469,7 @@ mod tests {
                 "mesh/domains/customers/customer_state/customer_state.odcs.yaml",
                 "mesh/domains/customers/customers/customers.odcs.yaml",
                 "mesh/domains/sales/daily_revenue/daily_revenue.odcs.yaml",
+                "mesh/domains/sales/order_events/order_events.odcs.yaml",
                 "mesh/domains/sales/orders/orders.odcs.yaml",
                 "mesh/policy.yaml",
                 "mesh/samplecli.toml",
