@@ -97,7 +97,7 @@ pub async fn put(
             "`{domain}.{product}` is not a source product: it takes no events"
         )));
     };
-    let Some(events) = &source.events else {
+    let Some(events) = source.events.as_deref() else {
         return Err(Error::Config(format!(
             "`{domain}.{product}` declares no `source.events`"
         )));

@@ -53,8 +53,7 @@ impl EntitySpec {
         source: &SourceConfig,
         e: &EntityConfig,
     ) -> Result<EntitySpec, String> {
-        let cdc = (source.format == SourceFormat::Debezium)
-            .then(|| source.cdc.clone().unwrap_or_default());
+        let cdc = (source.format == SourceFormat::Debezium).then(|| source.cdc_columns());
         let order_by = match (&cdc, e.order_by.is_empty()) {
             (_, false) => e.order_by.clone(),
             (Some(c), true) => vec![c.position.clone()],

@@ -205,10 +205,17 @@ pub struct SourceConfig {
     /// Debezium only: the contract columns that receive each event's CDC metadata; default
     /// `cdc_op`, `cdc_ts`, `cdc_position`.
     #[serde(default)]
-    pub cdc: Option<CdcColumns>,
+    pub cdc: Option<Box<CdcColumns>>,
     /// Domain events from EventBridge batched into the raw zone (see [`crate::domain_events`]).
     #[serde(default)]
-    pub events: Option<EventSource>,
+    pub events: Option<Box<EventSource>>,
+}
+
+impl SourceConfig {
+    /// The CDC metadata columns: the recipe's `cdc`, or the defaults.
+    pub fn cdc_columns(&self) -> CdcColumns {
+        self.cdc.as_deref().cloned().unwrap_or_default()
+    }
 }
 
 /// Which EventBridge events of the domain's bus feed a product's raw zone, batched by Kinesis
@@ -868,7 +875,7 @@ fn cdc_problem(product: &Product, source: &SourceConfig) -> Option<String> {
             .as_ref()
             .map(|_| "`source.cdc` applies to `format = \"debezium\"` only".to_owned());
     }
-    let cdc = source.cdc.clone().unwrap_or_default();
+    let cdc = source.cdc_columns();
     let schema = product.schema();
     let named = cdc
         .metadata()

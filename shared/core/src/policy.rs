@@ -463,7 +463,7 @@ fn scan_samples(
                 }
             }
             SourceFormat::Ndjson | SourceFormat::Debezium => {
-                let cdc = source.cdc.clone().unwrap_or_default();
+                let cdc = source.cdc_columns();
                 for line in text.lines() {
                     let Ok(value) = serde_json::from_str(line) else {
                         continue;

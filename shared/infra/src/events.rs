@@ -32,7 +32,7 @@ pub fn event_products(domain: &Domain) -> Vec<(&str, &EventSource)> {
         .iter()
         .filter_map(|p| match &p.kind {
             ProductKind::Source { source, .. } => {
-                source.events.as_ref().map(|e| (p.name.as_str(), e))
+                source.events.as_deref().map(|e| (p.name.as_str(), e))
             }
             ProductKind::Aggregate { .. } => None,
         })

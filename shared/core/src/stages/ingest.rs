@@ -252,7 +252,7 @@ fn parse(
         SourceFormat::Ndjson => parse_ndjson(reader, &mut rows)?,
         SourceFormat::Debezium => {
             use crate::cdc::Item;
-            let columns = source.cdc.clone().unwrap_or_default();
+            let columns = source.cdc_columns();
             crate::cdc::read(reader, &columns, |item| match item {
                 Item::Row { line, row, event } => rows.row(
                     line,
