@@ -314,3 +314,62 @@ async fn sample_mesh_runs_end_to_end() {
     assert_eq!((again.landed, again.unchanged, again.deliveries), (0, 6, 0));
     assert_eq!(summary_of(&again, "sales.orders").published, 8);
 }
+
+/// `tessera events put` on the embedded backend: the sample OrderPlaced events land at
+/// Firehose's layout under `raw/order_events/`, and the chain they trigger publishes them.
+#[tokio::test]
+async fn events_put_lands_a_firehose_batch_and_runs_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let put = commands::events_put(
+        tessera_tests::sample_mesh(),
+        "embedded",
+        Some(dir.path()),
+        "sales.order_events",
+        &tessera_tests::repo_root().join("domains/sales/order_events/events/order_placed.ndjson"),
+    )
+    .await
+    .unwrap();
+    assert!(put.failures.is_empty(), "{:?}", put.failures);
+    assert_eq!((put.delivery.written, put.delivery.skipped.len()), (2, 0));
+    let key = put.delivery.key.clone().unwrap();
+    let layout = key
+        .strip_prefix("raw/order_events/")
+        .and_then(|k| k.split_once("/tessera-sample-sales-order_events-events-1-"))
+        .map(|(folders, _)| folders.split('/').map(str::len).collect::<Vec<_>>());
+    assert_eq!(layout, Some(vec![4, 2, 2, 2]), "{key}");
+    // ingest, clean, contract-check, then the publication to aggregate (no aggregation of
+    // order_events: nothing to do) and catalog-register.
+    assert_eq!(put.deliveries, 5);
+
+    let emb = embedded(dir.path());
+    let batches = commands::query(
+        &emb.context,
+        "SELECT order_id, customer_id, amount, currency FROM sales.order_events ORDER BY order_id",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pretty_format_batches(&batches).unwrap().to_string(),
+        "\
++------------+-------------+--------+----------+
+| order_id   | customer_id | amount | currency |
++------------+-------------+--------+----------+
+| ORD-000101 | CUST-0001   | 42.50  | EUR      |
+| ORD-000102 | CUST-0008   | 19.99  | GBP      |
++------------+-------------+--------+----------+"
+    );
+
+    let err = commands::events_put(
+        tessera_tests::sample_mesh(),
+        "embedded",
+        Some(dir.path()),
+        "sales.orders",
+        &tessera_tests::repo_root().join("domains/sales/order_events/events/order_placed.ndjson"),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("declares no `source.events`"),
+        "{err:#}"
+    );
+}
