@@ -879,6 +879,8 @@ impl<'a> Resolver<'a> {
                 physical.rsplit('/').next().unwrap()
             ),
             "AWS::KMS::Key" => format!("arn:aws:kms:{region}:{account}:key/{physical}"),
+            // The physical id of a role is its name.
+            "AWS::IAM::Role" => format!("arn:aws:iam::{account}:role/{physical}"),
             "AWS::Lambda::Function" => {
                 format!("arn:aws:lambda:{region}:{account}:function:{physical}")
             }
@@ -1978,6 +1980,12 @@ async fn check_rules(aws: &Aws, stack: &Deployed, resolver: &Resolver<'_>) {
                 }
                 if let Some(input) = t.input_transformer() {
                     target.insert("InputTransformer".into(), input_transformer(input));
+                }
+                if let Some(path) = t.input_path() {
+                    target.insert("InputPath".into(), json!(path));
+                }
+                if let Some(role) = t.role_arn() {
+                    target.insert("RoleArn".into(), json!(role));
                 }
                 Value::Object(target)
             })
