@@ -176,3 +176,20 @@ async fn only_a_product_declaring_events_takes_them() {
     assert_eq!((none.key, none.written), (None, 0));
     assert!(fx.keys("raw/").await.is_empty());
 }
+
+#[test]
+fn events_are_refused_on_a_format_other_than_ndjson_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("order_events.odcs.yaml"), PLACED_CONTRACT).unwrap();
+    let toml = "[mesh]\nname = \"t\"\n\n[[domains]]\nname = \"shop\"\n\n[[domains.products]]\n\
+                name = \"order_events\"\ncontract = \"order_events.odcs.yaml\"\n\
+                source = { format = \"csv\", events = { source = \"s\", detail_type = \"T\" } }\n";
+    let err = tessera_core::mesh::Mesh::from_toml_with_salt(toml, "mesh.toml", dir.path(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("mesh.toml:10:10: product `order_events`")
+            && err.contains("use `format = \"ndjson\"`"),
+        "{err}"
+    );
+}
