@@ -61,7 +61,15 @@ const APPLIED_BY_THE_TEST: &[&str] = &[
 /// Resource types moto does not create and the test does not apply either: Lambda's settings
 /// for asynchronous invocations (retries, the on-failure queue) act on invocations only, no
 /// Lambda code runs on an emulator, and the workspace has no Lambda SDK to put them with.
-const NOT_CREATED_ON_THE_EMULATOR: &[&str] = &["AWS::Lambda::EventInvokeConfig"];
+///
+/// Kinesis Data Firehose delivery streams (domain events into the raw zone): moto's
+/// CloudFormation does not create them and the workspace has no Firehose SDK; the rule that
+/// targets one is deployed, with the stream's ARN written out (see
+/// [`REWRITTEN_FOR_THE_EMULATOR`]).
+const NOT_CREATED_ON_THE_EMULATOR: &[&str] = &[
+    "AWS::Lambda::EventInvokeConfig",
+    "AWS::KinesisFirehose::DeliveryStream",
+];
 
 /// Properties of `AWS::S3::Bucket` moto's CloudFormation ignores (it applies the name, the tags
 /// and the default encryption, the latter without `BucketKeyEnabled`): the test applies them,
@@ -91,6 +99,10 @@ const REWRITTEN_FOR_THE_EMULATOR: &[&str] = &[
     "AWS::S3::BucketPolicy statements with Principal \"*\": moto's check that an access-log \
      bucket's policy lets log delivery write (when logging is turned on) fails with HTTP 500 on a \
      principal that is not an object; the deployed copy writes the equivalent {\"AWS\": \"*\"}",
+    "AWS::Events::Rule targets with Fn::GetAtt Arn of an AWS::KinesisFirehose::DeliveryStream: \
+     moto does not create delivery streams, so the GetAtt names an undefined resource and \
+     CreateStack fails; the deployed copy writes the stream's ARN with Fn::Sub from its \
+     DeliveryStreamName, the same value on AWS",
 ];
 
 /// What moto accepts and ignores, which the test neither applies nor checks (the workspace has
@@ -224,7 +236,7 @@ async fn the_stacks_deploy_on_the_emulator() {
         let expanded = expand_sam(&python, &path, &region);
         templates.push((domain_prefix(&mesh.name, &domain.name), expanded));
     }
-    let mut rewritten = [0; 3];
+    let mut rewritten = [0; 4];
     for (_, template) in &mut templates {
         for (total, n) in rewritten.iter_mut().zip(for_the_emulator(template)) {
             *total += n;
@@ -446,9 +458,17 @@ fn expand_sam(python: &str, path: &Path, region: &str) -> Value {
 }
 
 /// The rewrites of [`REWRITTEN_FOR_THE_EMULATOR`], in that order: how many times each applied.
-fn for_the_emulator(template: &mut Value) -> [usize; 3] {
-    let mut applied = [0; 3];
+fn for_the_emulator(template: &mut Value) -> [usize; 4] {
+    let mut applied = [0; 4];
     let resources = template["Resources"].as_object_mut().unwrap();
+    let streams: BTreeMap<String, String> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::KinesisFirehose::DeliveryStream")
+        .map(|(id, r)| {
+            let name = r["Properties"]["DeliveryStreamName"].as_str().unwrap();
+            (id.clone(), name.to_owned())
+        })
+        .collect();
     let buses: BTreeSet<String> = resources
         .iter()
         .filter(|(_, r)| r["Type"] == "AWS::Events::EventBus")
@@ -459,6 +479,17 @@ fn for_the_emulator(template: &mut Value) -> [usize; 3] {
             for tag in r["Properties"]["Tags"].as_array_mut().unwrap() {
                 *tag = json!({ "TagKey": tag["Key"], "TagValue": tag["Value"] });
                 applied[0] += 1;
+            }
+        }
+        if r["Type"] == "AWS::Events::Rule" {
+            for target in r["Properties"]["Targets"].as_array_mut().unwrap() {
+                let stream = target["Arn"]["Fn::GetAtt"][0].as_str().map(str::to_owned);
+                if let Some(name) = stream.and_then(|id| streams.get(&id)) {
+                    target["Arn"] = json!({ "Fn::Sub": format!(
+                        "arn:${{AWS::Partition}}:firehose:${{AWS::Region}}:${{AWS::AccountId}}:deliverystream/{name}"
+                    ) });
+                    applied[3] += 1;
+                }
             }
         }
         if r["Type"] == "AWS::S3::BucketPolicy" {
@@ -850,6 +881,8 @@ impl<'a> Resolver<'a> {
                 physical.rsplit('/').next().unwrap()
             ),
             "AWS::KMS::Key" => format!("arn:aws:kms:{region}:{account}:key/{physical}"),
+            // The physical id of a role is its name.
+            "AWS::IAM::Role" => format!("arn:aws:iam::{account}:role/{physical}"),
             "AWS::Lambda::Function" => {
                 format!("arn:aws:lambda:{region}:{account}:function:{physical}")
             }
@@ -1949,6 +1982,12 @@ async fn check_rules(aws: &Aws, stack: &Deployed, resolver: &Resolver<'_>) {
                 }
                 if let Some(input) = t.input_transformer() {
                     target.insert("InputTransformer".into(), input_transformer(input));
+                }
+                if let Some(path) = t.input_path() {
+                    target.insert("InputPath".into(), json!(path));
+                }
+                if let Some(role) = t.role_arn() {
+                    target.insert("RoleArn".into(), json!(role));
                 }
                 Value::Object(target)
             })

@@ -91,11 +91,11 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
         .unwrap()
     };
     let (landed, _) = commands::land_samples(&ctx).await.unwrap();
-    assert_eq!(landed, 4);
+    assert_eq!(landed, 6);
     let report = deliver().await;
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     // S3 may announce an object more than once; every stage is idempotent.
-    assert!(report.delivered >= 21, "{report:?}");
+    assert!(report.delivered >= 33, "{report:?}");
 
     // Published Parquet in S3, through the commit logs.
     let commits = |product: &'static str, bucket: &'static str| {
@@ -110,6 +110,11 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
     assert_eq!(commits("orders", "tessera-sample-sales").await, 2);
     assert_eq!(commits("customers", "tessera-sample-customers").await, 1);
     assert!(commits("daily_revenue", "tessera-sample-sales").await >= 1);
+    assert_eq!(
+        commits("customer_changes", "tessera-sample-customers").await,
+        2
+    );
+    assert!(commits("customer_state", "tessera-sample-customers").await >= 1);
 
     // Quarantined rows and the refused version, with their reasons.
     let quarantined = ctx

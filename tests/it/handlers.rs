@@ -362,6 +362,7 @@ async fn the_schedule_checks_the_service_levels_of_its_domain() {
         checked,
         [
             ("sla-check", "daily_revenue", 0, 0),
+            ("sla-check", "order_events", 0, 0),
             ("sla-check", "orders", 1, 2),
             ("sla-check", "segment_revenue", 0, 0)
         ]

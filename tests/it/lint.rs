@@ -92,7 +92,7 @@ fn sample_contracts_pass_datacontract_lint() {
         .map(|(_, p)| mesh.root.join(&p.contract_path))
         .collect();
     contracts.sort();
-    assert_eq!(contracts.len(), 4);
+    assert_eq!(contracts.len(), 7);
     for contract in contracts {
         let out = std::process::Command::new(&tool)
             .arg("lint")

@@ -20,13 +20,18 @@ async fn sample_mesh_runs_end_to_end() {
     let emb = embedded(dir.path());
     let s = commands::run(&emb).await.unwrap();
     assert!(s.failures.is_empty(), "{:?}", s.failures);
-    assert_eq!(s.landed, 4);
+    assert_eq!(s.landed, 6);
 
     // name, rows in, published, dropped, quarantined, refused inputs
     let expected = [
         ("sales.orders", 19, 8, 2, 9, 0),
         ("sales.daily_revenue", 5, 5, 0, 0, 0),
         ("customers.customers", 18, 6, 2, 10, 1),
+        // 13 Debezium lines: a tombstone (skipped), a malformed update (quarantined), a
+        // redelivered duplicate in the second file (published twice: it is an event log).
+        ("customers.customer_changes", 12, 11, 0, 1, 0),
+        // The entity: one row per customer still present after the stream is applied.
+        ("customers.customer_state", 4, 4, 0, 0, 0),
     ];
     for (name, rows_in, published, dropped, quarantined, refused) in expected {
         let p = summary_of(&s, name);
@@ -191,13 +196,15 @@ async fn sample_mesh_runs_end_to_end() {
     assert_eq!(
         names,
         [
+            "customers.customer_changes",
+            "customers.customer_state",
             "customers.customers",
             "sales.daily_revenue",
             "sales.orders",
             "sales.segment_revenue"
         ]
     );
-    let orders = &catalog[2];
+    let orders = &catalog[4];
     assert_eq!(orders.partitions, 2);
     assert_eq!(orders.table.parameters["owner"], "sales-data@example.com");
     assert_eq!(orders.table.partition_keys[0].name, "order_date");
@@ -210,7 +217,7 @@ async fn sample_mesh_runs_end_to_end() {
     );
     assert_eq!(orders.table.parameters["quality_status"], "passed");
     // The second customers file broke its contract: the table says so until a version passes.
-    let customers = &catalog[0];
+    let customers = &catalog[2];
     assert_eq!(customers.table.parameters["quality_status"], "failed");
     assert!(
         customers.table.parameters["last_violation_checks"]
@@ -278,8 +285,114 @@ async fn sample_mesh_runs_end_to_end() {
         Some("| 0 |")
     );
 
+    // The CDC stream applied in source order (the second file lands after the first but holds
+    // older changes): CUST-0007's FR (LSN 2400, first file) beats BE (LSN 1400, second file),
+    // CUST-0002's delete removes it, the redelivered update of CUST-0001 counts once.
+    let state = commands::query(
+        &emb.context,
+        "SELECT customer_id, country, segment, cdc_position FROM customers.customer_state \
+         ORDER BY customer_id",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pretty_format_batches(&state).unwrap().to_string(),
+        "\
++-------------+---------+----------+----------------------+
+| customer_id | country | segment  | cdc_position         |
++-------------+---------+----------+----------------------+
+| CUST-0001   | DE      | business | 00000000000000001300 |
+| CUST-0007   | FR      | consumer | 00000000000000002400 |
+| CUST-0008   | GB      | business | 00000000000000001500 |
+| CUST-0009   | PT      | consumer | 00000000000000001800 |
++-------------+---------+----------+----------------------+"
+    );
+    let quarantined = emb
+        .context
+        .storage
+        .list(
+            "tessera-sample-customers",
+            "quarantine/customer_changes/ingest/",
+        )
+        .await
+        .unwrap();
+    assert_eq!(quarantined.len(), 1);
+    let text = emb
+        .context
+        .storage
+        .get("tessera-sample-customers", quarantined[0].location.as_ref())
+        .await
+        .unwrap();
+    let bad: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    assert_eq!(
+        (&bad["line"], &bad["reason"]),
+        (
+            &serde_json::json!(6),
+            &serde_json::json!("op `u` has no `after` object")
+        )
+    );
+
     // Running again lands nothing new and publishes nothing twice.
     let again = commands::run(&emb).await.unwrap();
-    assert_eq!((again.landed, again.unchanged, again.deliveries), (0, 4, 0));
+    assert_eq!((again.landed, again.unchanged, again.deliveries), (0, 6, 0));
     assert_eq!(summary_of(&again, "sales.orders").published, 8);
+}
+
+/// `tessera events put` on the embedded backend: the sample OrderPlaced events land at
+/// Firehose's layout under `raw/order_events/`, and the chain they trigger publishes them.
+#[tokio::test]
+async fn events_put_lands_a_firehose_batch_and_runs_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let put = commands::events_put(
+        tessera_tests::sample_mesh(),
+        "embedded",
+        Some(dir.path()),
+        "sales.order_events",
+        &tessera_tests::repo_root().join("domains/sales/order_events/events/order_placed.ndjson"),
+    )
+    .await
+    .unwrap();
+    assert!(put.failures.is_empty(), "{:?}", put.failures);
+    assert_eq!((put.delivery.written, put.delivery.skipped.len()), (2, 0));
+    let key = put.delivery.key.clone().unwrap();
+    let layout = key
+        .strip_prefix("raw/order_events/")
+        .and_then(|k| k.split_once("/tessera-sample-sales-order_events-events-1-"))
+        .map(|(folders, _)| folders.split('/').map(str::len).collect::<Vec<_>>());
+    assert_eq!(layout, Some(vec![4, 2, 2, 2]), "{key}");
+    // ingest, clean, contract-check, then the publication to aggregate (no aggregation of
+    // order_events: nothing to do) and catalog-register.
+    assert_eq!(put.deliveries, 5);
+
+    let emb = embedded(dir.path());
+    let batches = commands::query(
+        &emb.context,
+        "SELECT order_id, customer_id, amount, currency FROM sales.order_events ORDER BY order_id",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pretty_format_batches(&batches).unwrap().to_string(),
+        "\
++------------+-------------+--------+----------+
+| order_id   | customer_id | amount | currency |
++------------+-------------+--------+----------+
+| ORD-000101 | CUST-0001   | 42.50  | EUR      |
+| ORD-000102 | CUST-0008   | 19.99  | GBP      |
++------------+-------------+--------+----------+"
+    );
+
+    let err = commands::events_put(
+        tessera_tests::sample_mesh(),
+        "embedded",
+        Some(dir.path()),
+        "sales.orders",
+        &tessera_tests::repo_root().join("domains/sales/order_events/events/order_placed.ndjson"),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("declares no `source.events`"),
+        "{err:#}"
+    );
 }

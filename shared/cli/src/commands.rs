@@ -476,3 +476,63 @@ pub fn synth(
     options.code = tessera_infra::Code::parse(code_uri)?;
     Ok(tessera_infra::synth(mesh, &options, stacks)?)
 }
+
+/// What `tessera events put` did.
+#[derive(Debug, Serialize)]
+pub struct EventsPut {
+    /// The batch written to the raw zone.
+    pub delivery: tessera_core::domain_events::Delivery,
+    /// Function invocations the embedded bus made afterwards (0 on AWS, where S3 notifies).
+    pub deliveries: usize,
+    /// Invocations that failed.
+    pub failures: Vec<String>,
+}
+
+/// `tessera events put --product DOMAIN.PRODUCT FILE`: writes a batch of EventBridge events (a
+/// JSON array or JSON lines) into the product's raw zone as Firehose would; on the embedded
+/// backend, then runs the chain the new object triggers.
+pub async fn events_put(
+    mesh: Arc<Mesh>,
+    env: &str,
+    warehouse: Option<&Path>,
+    product: &str,
+    file: &Path,
+) -> Result<EventsPut> {
+    let (domain, name) = product
+        .split_once('.')
+        .with_context(|| format!("`{product}`: name the product as DOMAIN.PRODUCT"))?;
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading events `{}`", file.display()))?;
+    let batch = tessera_core::domain_events::parse_batch(&text)?;
+    let now = chrono::Utc::now();
+    let embedded_env = matches!(mesh.environment(env)?, Environment::Embedded { .. });
+    if embedded_env || warehouse.is_some() {
+        let emb = embedded(mesh, env, warehouse)?;
+        let delivery =
+            tessera_core::domain_events::put(&emb.context, domain, name, &batch, now).await?;
+        let deliveries = drain(&emb.bus, &Functions(&emb.context), 100_000)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        let failures = deliveries
+            .iter()
+            .filter_map(|d| {
+                d.result
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("{} failed: {}", d.function.name(), e.message))
+            })
+            .collect();
+        return Ok(EventsPut {
+            delivery,
+            deliveries: deliveries.len(),
+            failures,
+        });
+    }
+    let ctx = tessera_aws::context(mesh, env).await?;
+    let delivery = tessera_core::domain_events::put(&ctx, domain, name, &batch, now).await?;
+    Ok(EventsPut {
+        delivery,
+        deliveries: 0,
+        failures: Vec::new(),
+    })
+}

@@ -92,6 +92,29 @@ enum Command {
         #[command(subcommand)]
         command: SlaCommand,
     },
+    /// Domain events from EventBridge, batched into a product's raw zone.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Write a batch of EventBridge events (full envelopes, as a JSON array or one per line)
+    /// into the raw zone of a product declaring `source.events`, at Kinesis Data Firehose's
+    /// layout (`raw/<product>/YYYY/MM/DD/HH/<stream>-1-...`): NDJSON of the matching events'
+    /// `detail`. Embedded, the chain it triggers then runs; on AWS, S3 triggers it.
+    Put {
+        /// The product, as DOMAIN.PRODUCT.
+        #[arg(long)]
+        product: String,
+        /// The events file.
+        file: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -379,6 +402,46 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
+            })
+        }
+        Command::Events {
+            command:
+                EventsCommand::Put {
+                    product,
+                    file,
+                    json,
+                },
+        } => {
+            let put =
+                commands::events_put(mesh, &env, cli.warehouse.as_deref(), &product, &file).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&put)?);
+            } else {
+                let d = &put.delivery;
+                match &d.key {
+                    Some(key) => {
+                        println!("wrote {} event(s) to s3://{}/{key}", d.written, d.bucket)
+                    }
+                    None => println!("no event matched the product's rule: nothing written"),
+                }
+                for (i, why) in &d.skipped {
+                    println!("skipped event {}: {why}", i + 1);
+                }
+                if put.deliveries > 0 {
+                    println!(
+                        "{} deliveries, {} failed",
+                        put.deliveries,
+                        put.failures.len()
+                    );
+                }
+                for f in &put.failures {
+                    eprintln!("{f}");
+                }
+            }
+            Ok(if put.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             })
         }
         Command::Contract { .. } | Command::Infra { .. } | Command::Policy { .. } => {

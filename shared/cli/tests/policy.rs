@@ -83,11 +83,12 @@ mod cli {
         let out = tessera(&repo().join("samplecli.toml"), &["policy", "check"]);
         let said = text(&out);
         assert!(out.status.success(), "{said}");
-        assert!(said.contains(": 4 products, 0 violations"), "{said}");
+        assert!(said.contains(": 7 products, 0 violations"), "{said}");
         // The e-mail columns are found in the samples, and are classified and hashed.
         for (product, column) in [
             ("sales.orders", "customer_email"),
             ("customers.customers", "email"),
+            ("customers.customer_changes", "email"),
         ] {
             assert!(
                 said.lines().any(|l| l.contains(product)
@@ -104,14 +105,17 @@ mod cli {
         );
         assert!(out.status.success(), "{}", text(&out));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-        assert_eq!(report["products"], 4);
+        assert_eq!(report["products"], 7);
         assert_eq!(report["violations"], serde_json::json!([]));
-        assert_eq!(report["findings"].as_array().map(Vec::len), Some(2));
+        // E-mails in orders, customers and the Debezium events of customer_changes.
+        assert_eq!(report["findings"].as_array().map(Vec::len), Some(3));
 
         let contracts: Vec<PathBuf> = [
             "domains/sales/orders/orders.odcs.yaml",
             "domains/sales/daily_revenue/daily_revenue.odcs.yaml",
             "domains/customers/customers/customers.odcs.yaml",
+            "domains/customers/customer_changes/customer_changes.odcs.yaml",
+            "domains/customers/customer_state/customer_state.odcs.yaml",
         ]
         .iter()
         .map(|c| repo().join(c))
@@ -213,7 +217,7 @@ mod cli {
                 "{rule} at {at} missing: {said}"
             );
         }
-        assert!(said.contains(": 4 products, 5 violations"), "{said}");
+        assert!(said.contains(": 7 products, 5 violations"), "{said}");
 
         // contract lint applies the policy's contract rules too.
         let out = tessera(

@@ -14,8 +14,11 @@
 
 pub mod bus;
 pub mod catalog;
+pub mod cdc;
 pub mod context;
 pub mod contract_test;
+pub mod domain_events;
+pub mod entity;
 pub mod error;
 pub mod events;
 pub mod function;

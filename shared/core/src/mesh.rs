@@ -33,6 +33,7 @@ use tessera_contract::policy::{Policy, SourceMap};
 use tessera_contract::{Contract, SchemaObject};
 use toml::Spanned;
 
+use crate::cdc::CdcColumns;
 use crate::error::{Error, Result};
 use crate::keys::validate_identifier;
 use crate::policy::{self as org, PolicyViolation, RecipeLines};
@@ -177,6 +178,9 @@ pub struct ProductConfig {
     /// Aggregate products derived from this one.
     #[serde(default)]
     pub aggregations: Vec<AggregationConfig>,
+    /// Entity products derived from this one (latest state per key).
+    #[serde(default)]
+    pub entities: Vec<EntityConfig>,
 }
 
 /// Format of raw input files.
@@ -191,6 +195,8 @@ pub enum SourceFormat {
     Json,
     /// Apache Parquet, columns mapped onto the contract by name and cast to its types.
     Parquet,
+    /// Debezium change events, one JSON event per line (see [`crate::cdc`]).
+    Debezium,
 }
 
 impl SourceFormat {
@@ -201,6 +207,7 @@ impl SourceFormat {
             SourceFormat::Ndjson => "ndjson",
             SourceFormat::Json => "json",
             SourceFormat::Parquet => "parquet",
+            SourceFormat::Debezium => "debezium",
         }
     }
 }
@@ -317,6 +324,65 @@ pub struct SourceConfig {
     /// Sample raw files (or folders of them) that `tessera run` lands.
     #[serde(default)]
     pub samples: Vec<PathBuf>,
+    /// Debezium only: the contract columns that receive each event's CDC metadata; default
+    /// `cdc_op`, `cdc_ts`, `cdc_position`.
+    #[serde(default)]
+    pub cdc: Option<Box<CdcColumns>>,
+    /// Domain events from EventBridge batched into the raw zone (see [`crate::domain_events`]).
+    #[serde(default)]
+    pub events: Option<Box<EventSource>>,
+}
+
+impl SourceConfig {
+    /// The CDC metadata columns: the recipe's `cdc`, or the defaults.
+    pub fn cdc_columns(&self) -> CdcColumns {
+        self.cdc.as_deref().cloned().unwrap_or_default()
+    }
+}
+
+/// Which EventBridge events of the domain's bus feed a product's raw zone, batched by Kinesis
+/// Data Firehose (or `tessera events put`) as NDJSON of each event's `detail`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSource {
+    /// The events' `source`, e.g. `com.example.shop`.
+    pub source: String,
+    /// The events' `detail-type`s (one or several), e.g. `OrderPlaced`.
+    pub detail_type: OneOrMany,
+    /// Seconds Firehose buffers before writing a file (60 to 900; default 300).
+    #[serde(default = "default_buffer_seconds")]
+    pub buffer_seconds: u32,
+    /// Mebibytes Firehose buffers before writing a file (1 to 128; default 5).
+    #[serde(default = "default_buffer_mib")]
+    pub buffer_mib: u32,
+}
+
+fn default_buffer_seconds() -> u32 {
+    300
+}
+
+fn default_buffer_mib() -> u32 {
+    5
+}
+
+/// One text, or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values, as a list.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(v) => vec![v.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
 }
 
 fn default_delimiter() -> char {
@@ -807,6 +873,31 @@ pub struct AggregateInput {
     pub columns: Vec<(String, String)>,
 }
 
+/// An entity product: the latest state per key of an event or change stream (its parent),
+/// recomputed whole by aggregate with SQL generated from this declaration
+/// ([`crate::entity::sql`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityConfig {
+    /// Product name of the entity.
+    pub name: Spanned<String>,
+    /// Path of the entity's ODCS contract; its columns are columns of the stream.
+    pub contract: PathBuf,
+    /// Columns identifying an entity.
+    pub key: Vec<String>,
+    /// Columns ordering a key's events, latest last; default the CDC position of a Debezium
+    /// stream, required otherwise.
+    #[serde(default)]
+    pub order_by: Vec<String>,
+    /// SQL predicate on the stream marking deletes; default `<op> = 'd'` for a Debezium stream.
+    #[serde(default)]
+    pub deletes: Option<String>,
+    /// SQL predicate on the stream marking truncates (everything before one is dropped); default
+    /// `<op> = 't'` for a Debezium stream.
+    #[serde(default)]
+    pub truncates: Option<String>,
+}
+
 /// A loaded mesh: every contract parsed and validated, every name checked.
 #[derive(Debug, Clone)]
 pub struct Mesh {
@@ -1025,7 +1116,25 @@ impl Mesh {
                         "{origin}: product `{name}` hashes personal data: set `mesh.pii_salt` or TESSERA_PII_SALT",
                     )));
                 }
+                if source.events.is_some() && source.format != SourceFormat::Ndjson {
+                    let (line, column) = loader.position(p.source.span().start);
+                    return Err(Error::Config(format!(
+                        "{origin}:{line}:{column}: product `{name}`: `source.events` are batched as NDJSON: use `format = \"ndjson\"`"
+                    )));
+                }
+                if let Some(e) = cdc_problem(&product, source) {
+                    let (line, column) = loader.position(p.source.span().start);
+                    return Err(Error::Config(format!(
+                        "{origin}:{line}:{column}: product `{name}`: {e}"
+                    )));
+                }
+                let entities = p
+                    .entities
+                    .iter()
+                    .map(|e| loader.entity(&d.name, &product, source, e))
+                    .collect::<Result<Vec<_>>>()?;
                 products.push(product);
+                products.extend(entities);
                 for a in &p.aggregations {
                     validate_identifier(&a.name)
                         .map_err(|e| Error::Config(format!("{origin}: aggregation: {e}")))?;
@@ -1335,6 +1444,68 @@ impl Loader<'_> {
         org::line_column(self.text, offset)
     }
 
+    /// An entity product of `stream`: its SQL generated, its columns and settings checked
+    /// against the stream's contract (errors located in the mesh file).
+    fn entity(
+        &self,
+        domain: &str,
+        stream: &Product,
+        source: &SourceConfig,
+        e: &EntityConfig,
+    ) -> Result<Product> {
+        let name = e.name.get_ref();
+        let (line, column) = self.position(e.name.span().start);
+        let origin = self.origin;
+        let fail = |m: String| {
+            Error::Config(format!(
+                "{origin}:{line}:{column}: entity `{name}` of `{}`: {m}",
+                stream.name
+            ))
+        };
+        validate_identifier(name).map_err(|er| fail(er.to_string()))?;
+        let spec = crate::entity::EntitySpec::resolve(stream, source, e).map_err(fail)?;
+        let product = self.product(
+            domain,
+            name,
+            &e.contract,
+            None,
+            ProductKind::Aggregate {
+                parent: stream.name.clone(),
+                sql: String::new(),
+                inputs: Vec::new(),
+                engine: Engine::Datafusion,
+            },
+            &BTreeMap::new(),
+            RecipeLines {
+                product: Some((line, column)),
+                ..RecipeLines::default()
+            },
+        )?;
+        let columns: Vec<String> = product
+            .schema()
+            .properties
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        for c in &columns {
+            if stream.schema().property(c).is_none() {
+                return Err(fail(format!(
+                    "column `{c}` of its contract is not a column of the stream"
+                )));
+            }
+        }
+        let sql = spec.sql(&columns);
+        Ok(Product {
+            kind: ProductKind::Aggregate {
+                parent: stream.name.clone(),
+                sql,
+                inputs: Vec::new(),
+                engine: Engine::Datafusion,
+            },
+            ..product
+        })
+    }
+
     /// A product: its contract read and linted, its masks resolved with the policy, the columns
     /// the policy drops removed, and its static policy violations listed.
     #[allow(clippy::too_many_arguments)]
@@ -1411,6 +1582,47 @@ impl Loader<'_> {
             source_map,
         })
     }
+}
+
+/// What is wrong with a product's CDC settings: `cdc` on a format other than Debezium, or a
+/// metadata or key column its contract does not declare (the position must be text).
+fn cdc_problem(product: &Product, source: &SourceConfig) -> Option<String> {
+    if source.format != SourceFormat::Debezium {
+        return source
+            .cdc
+            .as_ref()
+            .map(|_| "`source.cdc` applies to `format = \"debezium\"` only".to_owned());
+    }
+    let cdc = source.cdc_columns();
+    let schema = product.schema();
+    let named = cdc
+        .metadata()
+        .into_iter()
+        .map(|(f, c)| (format!("source.cdc.{f}"), (*c).to_owned()))
+        .chain(
+            cdc.key
+                .iter()
+                .map(|k| ("source.cdc.key".to_owned(), k.clone())),
+        );
+    for (field, column) in named {
+        if schema.property(&column).is_none() {
+            return Some(format!(
+                "`{field}` names column `{column}`, which contract `{}` does not declare",
+                product.contract_path.display()
+            ));
+        }
+    }
+    let position = schema.property(&cdc.position)?;
+    if !position
+        .data_type()
+        .is_ok_and(|t| t == arrow::datatypes::DataType::Utf8)
+    {
+        return Some(format!(
+            "CDC position column `{}` must be text (logicalType string)",
+            cdc.position
+        ));
+    }
+    None
 }
 
 /// Removes the columns the policy drops from the product's schema object. A key, partition or

@@ -472,7 +472,11 @@ fn scan_samples(
                     }
                 }
             }
-            SourceFormat::Ndjson | SourceFormat::Json | SourceFormat::Parquet => {
+            SourceFormat::Ndjson
+            | SourceFormat::Json
+            | SourceFormat::Parquet
+            | SourceFormat::Debezium => {
+                let cdc = source.cdc_columns();
                 let objects: Vec<serde_json::Value> = if source.format == SourceFormat::Json {
                     match serde_json::from_str(text) {
                         Ok(serde_json::Value::Array(items)) => items,
@@ -483,9 +487,14 @@ fn scan_samples(
                         .filter_map(|l| serde_json::from_str(l).ok())
                         .collect()
                 };
-                for object in objects {
-                    let serde_json::Value::Object(row) = object else {
-                        continue;
+                for value in objects {
+                    let row = match (source.format, value) {
+                        (SourceFormat::Debezium, event) => match crate::cdc::decode(&event, &cdc) {
+                            Ok(crate::cdc::Decoded::Row(row)) => row,
+                            _ => continue,
+                        },
+                        (_, serde_json::Value::Object(row)) => row,
+                        _ => continue,
                     };
                     for column in &columns {
                         let value = row.get(*column).or_else(|| {

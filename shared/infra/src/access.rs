@@ -520,8 +520,23 @@ mod tests {
         assert_eq!(a.reads, ["raw/*"]);
         assert_eq!(a.writes, ["quarantine/*", "runs/*", "staged/*"]);
         let a = access(sales, Function::ContractCheck, &inputs);
-        assert_eq!(a.reads, ["clean/*", "products/orders/_commits/*"]);
-        assert_eq!(a.writes, ["products/orders/*", "quarantine/*", "runs/*"]);
+        assert_eq!(
+            a.reads,
+            [
+                "clean/*",
+                "products/order_events/_commits/*",
+                "products/orders/_commits/*"
+            ]
+        );
+        assert_eq!(
+            a.writes,
+            [
+                "products/order_events/*",
+                "products/orders/*",
+                "quarantine/*",
+                "runs/*"
+            ]
+        );
         assert_eq!(a.events, [PRODUCT_PUBLISHED, CONTRACT_VIOLATED]);
         assert!(!a.catalog);
         let a = access(sales, Function::Aggregate, &inputs);
@@ -628,8 +643,11 @@ mod tests {
         let a = access(sales, Function::CatalogRegister, &aggregation_inputs(sales));
         let expected = [
             "products/daily_revenue/_commits/*",
+            "products/order_events/_commits/*",
             "products/orders/_commits/*",
             "products/segment_revenue/_commits/*",
+            "runs/order_events/clean/*",
+            "runs/order_events/ingest/*",
             "runs/orders/clean/*",
             "runs/orders/ingest/*",
         ];
@@ -650,7 +668,11 @@ mod tests {
         assert_eq!(
             a.reads,
             [
+                "products/customer_changes/_commits/*",
+                "products/customer_state/_commits/*",
                 "products/customers/_commits/*",
+                "runs/customer_changes/clean/*",
+                "runs/customer_changes/ingest/*",
                 "runs/customers/clean/*",
                 "runs/customers/ingest/*"
             ]

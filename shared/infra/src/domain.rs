@@ -1,6 +1,7 @@
 //! A domain's stack (SAM): its key, bucket and access-log bucket, the five functions with their
 //! roles, log groups and failure queues, one EventBridge rule per routing rule, the schedule of
-//! the service-level check, and the Glue database with one table per product.
+//! the service-level check, the Firehose delivery of domain events (see [`crate::events`]), and the
+//! Glue database with one table per product.
 
 use serde_json::{Map, Value, json};
 use tessera_core::keys::Zone;
@@ -301,6 +302,7 @@ pub fn template(
         .iter()
         .map(|r| rule_id(r, "Rule"))
         .chain([SLA_CHECK_RULE.to_owned()])
+        .chain(crate::events::rule_ids(domain))
         .collect();
     t.resource(
         &format!("{EVENT_DLQ}Policy"),
@@ -356,6 +358,9 @@ pub fn template(
             invoke_permission(rule.target, &id),
         )?;
     }
+
+    // Domain events of the products that take them, through Firehose into their raw zone.
+    crate::events::add(&mut t, mesh, domain, &tags)?;
 
     // The service-level check: on a schedule (the default bus is the only one with schedules),
     // catalog-register evaluates the domain's products, told which domain by the event's detail.

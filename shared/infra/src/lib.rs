@@ -22,6 +22,7 @@ use tessera_core::mesh::{Environment, Mesh};
 pub mod access;
 pub mod cfn;
 pub mod domain;
+pub mod events;
 pub mod glue;
 pub mod json;
 pub mod names;
@@ -517,8 +518,11 @@ mod tests {
         assert_eq!(
             paths,
             [
+                "mesh/domains/customers/customer_changes/customer_changes.odcs.yaml",
+                "mesh/domains/customers/customer_state/customer_state.odcs.yaml",
                 "mesh/domains/customers/customers/customers.odcs.yaml",
                 "mesh/domains/sales/daily_revenue/daily_revenue.odcs.yaml",
+                "mesh/domains/sales/order_events/order_events.odcs.yaml",
                 "mesh/domains/sales/orders/orders.odcs.yaml",
                 "mesh/domains/sales/segment_revenue/segment_revenue.odcs.yaml",
                 "mesh/policy.yaml",

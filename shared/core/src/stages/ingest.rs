@@ -488,6 +488,25 @@ fn parse_text_file(
                 "Parquet is read by columns, not as text".into(),
             ));
         }
+        SourceFormat::Debezium => {
+            use crate::cdc::Item;
+            let columns = source.cdc_columns();
+            crate::cdc::read(reader, &columns, |item| match item {
+                Item::Row { line, row, event } => rows.row(
+                    line,
+                    || event,
+                    |_, spec| parse_json(spec, row.get(&spec.name).unwrap_or(&Value::Null)),
+                ),
+                Item::Bad { line, reason, raw } => {
+                    rows.stats.rows += 1;
+                    rows.bad(line, reason, raw)
+                }
+                Item::Note(note) => {
+                    rows.stats.notes.push(note);
+                    Ok(())
+                }
+            })?;
+        }
     }
     rows.flush()?;
     rows.finish_drift();

@@ -17,11 +17,16 @@ mod aggregate_ports;
 #[cfg(test)]
 mod bad_files;
 #[cfg(test)]
+mod cdc;
+#[cfg(test)]
 mod check;
 #[cfg(test)]
 mod clean;
 #[cfg(test)]
 mod clean_steps;
+
+#[cfg(test)]
+mod domain_events;
 #[cfg(test)]
 mod ingest_csv;
 #[cfg(test)]

@@ -560,6 +560,7 @@ fn each_stage_writes_only_its_own_zones() {
     assert_eq!(
         written("ContractCheckPolicy"),
         [
+            format!("{b}products/order_events/*"),
             format!("{b}products/orders/*"),
             format!("{b}quarantine/*"),
             format!("{b}runs/*")
@@ -807,10 +808,10 @@ fn controls_checkov_does_not_check() {
     // Every resource type the checks look at is there to be checked.
     let sales = &stacks[1].template;
     assert_eq!(of_type(sales, "AWS::S3::Bucket").count(), 2);
-    // The routing rules and the service-level check's schedule.
+    // The routing rules, the service-level check's schedule and order_events' domain events.
     assert_eq!(
         of_type(sales, "AWS::Events::Rule").count(),
-        routing::rules().len() + 1
+        routing::rules().len() + 2
     );
     assert_eq!(of_type(sales, "AWS::Serverless::Function").count(), 5);
 
@@ -836,9 +837,10 @@ fn controls_checkov_does_not_check() {
     broken[0].template["Resources"]["GlueCatalogEncryption"]["Properties"]["DataCatalogEncryptionSettings"]
         ["EncryptionAtRest"]["CatalogEncryptionMode"] = json!("DISABLED");
     let found = controls(&broken, &mesh);
-    // Bucket encryption, TLS, the rule without a DLQ, the six other rules (five routing rules
-    // and the schedule) whose DLQ is now unencrypted, tracing, rotation, two tags, the catalog.
-    assert_eq!(found.len(), 14, "{found:#?}");
+    // Bucket encryption, TLS, the rule without a DLQ, the seven other rules (five routing rules,
+    // the schedule and the domain events' rule) whose DLQ is now unencrypted, tracing, rotation,
+    // two tags, the catalog.
+    assert_eq!(found.len(), 15, "{found:#?}");
 }
 
 #[test]
@@ -852,7 +854,7 @@ fn rules_are_the_routing_rules_narrowed_to_the_domain() {
             .unwrap()
             .template;
         let deployed: Vec<&Value> = of_type(t, "AWS::Events::Rule")
-            .filter(|(id, _)| *id != SLA_CHECK_RULE)
+            .filter(|(id, _)| *id != SLA_CHECK_RULE && !id.ends_with("EventsRule"))
             .map(|(_, r)| &r["Properties"])
             .collect();
         assert_eq!(deployed.len(), routing::rules().len());
@@ -1209,4 +1211,118 @@ fn the_glue_adapter_describes_storage_with_the_same_values() {
             "shared/aws/src/glue.rs does not use `{value}`"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Domain events through Firehose.
+
+#[test]
+fn domain_events_reach_the_raw_zone_through_firehose_and_nothing_else() {
+    let mesh = mesh();
+    let stacks = committed();
+    let resolver = Resolver { stacks: &stacks };
+    let sales = resolver.stack("sales");
+    let t = &sales.template;
+    let r = &t["Resources"];
+    // Only the product declaring `source.events` gets a delivery stream.
+    let streams: Vec<&String> = of_type(t, "AWS::KinesisFirehose::DeliveryStream")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(streams, ["OrderEventsEventsDeliveryStream"]);
+    let customers = stacks
+        .iter()
+        .find(|s| s.domain.as_deref() == Some("customers"))
+        .unwrap();
+    assert_eq!(
+        of_type(&customers.template, "AWS::KinesisFirehose::DeliveryStream").count(),
+        0
+    );
+
+    // The rule: the product's source and detail-type on the mesh's bus, the detail only.
+    let rule = &r["OrderEventsEventsRule"]["Properties"];
+    assert_eq!(
+        rule["EventPattern"],
+        json!({"source": ["com.example.shop"], "detail-type": ["OrderPlaced"]})
+    );
+    assert!(rule["EventBusName"]["Fn::ImportValue"].is_string());
+    let target = &rule["Targets"][0];
+    assert_eq!(target["InputPath"], "$.detail");
+    assert_eq!(
+        target["Arn"],
+        json!({"Fn::GetAtt": ["OrderEventsEventsDeliveryStream", "Arn"]})
+    );
+    assert!(encrypted_queue(t, &target["DeadLetterConfig"]["Arn"]));
+    // Its role may put records into that stream only.
+    let role = target["RoleArn"]["Fn::GetAtt"][0].as_str().unwrap();
+    let statements = as_list(&r[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]);
+    assert_eq!(statements.len(), 1);
+    assert_eq!(
+        strings(&statements[0]["Action"]),
+        ["firehose:PutRecord", "firehose:PutRecordBatch"]
+    );
+    let resource = resolver.resolve(sales, as_list(&statements[0]["Resource"])[0]);
+    assert!(
+        resource.ends_with(":deliverystream/tessera-sample-sales-order_events-events"),
+        "{resource}"
+    );
+
+    // The stream: DirectPut, SSE with the domain key, NDJSON into raw/order_events/ under
+    // Firehose's default time layout, objects encrypted with the domain key.
+    let p = &r["OrderEventsEventsDeliveryStream"]["Properties"];
+    assert_eq!(p["DeliveryStreamType"], "DirectPut");
+    assert_eq!(
+        p["DeliveryStreamEncryptionConfigurationInput"],
+        json!({"KeyType": "CUSTOMER_MANAGED_CMK", "KeyARN": {"Fn::GetAtt": ["DomainKey", "Arn"]}})
+    );
+    let s3 = &p["ExtendedS3DestinationConfiguration"];
+    assert_eq!(s3["Prefix"], "raw/order_events/");
+    assert!(
+        !s3["Prefix"].as_str().unwrap().contains("!{"),
+        "default time layout"
+    );
+    assert_eq!(s3["ErrorOutputPrefix"], "quarantine/order_events/firehose/");
+    assert_eq!(
+        s3["ProcessingConfiguration"]["Processors"][0]["Type"],
+        "AppendDelimiterToRecord"
+    );
+    assert_eq!(s3["BufferingHints"]["IntervalInSeconds"], 60);
+    assert_eq!(
+        s3["EncryptionConfiguration"]["KMSEncryptionConfig"]["AWSKMSKeyARN"],
+        json!({"Fn::GetAtt": ["DomainKey", "Arn"]})
+    );
+    // Ingest parses the product from the first folder under raw/.
+    let key = format!(
+        "{}2024/05/01/07/tessera-sample-sales-order_events-events-1-2024-05-01-07-08-09-x",
+        s3["Prefix"].as_str().unwrap()
+    );
+    assert_eq!(
+        tessera_core::keys::parse_zone_key(&key, tessera_core::keys::Zone::Raw)
+            .unwrap()
+            .product,
+        "order_events"
+    );
+
+    // Firehose's role writes the product's raw and error prefixes of its own bucket, nothing
+    // else, and uses the key only through S3 for those prefixes.
+    let role = s3["RoleARN"]["Fn::GetAtt"][0].as_str().unwrap();
+    let statements = as_list(&r[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]);
+    let writes: Vec<String> = statements
+        .iter()
+        .filter(|s| strings(&s["Action"]).iter().any(|a| writes(a)))
+        .flat_map(|s| as_list(&s["Resource"]))
+        .map(|v| resolver.resolve(sales, v))
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            "arn:aws:s3:::tessera-sample-sales/raw/order_events/*",
+            "arn:aws:s3:::tessera-sample-sales/quarantine/order_events/firehose/*"
+        ]
+    );
+    let kms = statements
+        .iter()
+        .find(|s| strings(&s["Action"]).contains(&"kms:GenerateDataKey".to_owned()))
+        .unwrap();
+    assert!(kms["Condition"]["StringEquals"]["kms:ViaService"].is_object());
+    assert_eq!(mesh.domains.len(), 2);
 }
