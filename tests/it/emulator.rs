@@ -262,6 +262,8 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
         announced,
         [
             "ContractViolated customers",
+            "DataProductPublished customer_changes",
+            "DataProductPublished customer_state",
             "DataProductPublished customers",
             "DataProductPublished daily_revenue",
             "DataProductPublished orders",
@@ -287,6 +289,27 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
 | business | 3    | 303.99  |
 | consumer | 3    | 553.75  |
 +----------+------+---------+"
+    );
+
+    // The entity rebuilt from the Debezium events, whatever order the two files were delivered
+    // in: the latest state of each customer, the deleted one gone.
+    let batches = commands::query(
+        &ctx,
+        "SELECT customer_id, segment FROM customers.customer_state ORDER BY customer_id",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pretty_format_batches(&batches).unwrap().to_string(),
+        "\
++-------------+----------+
+| customer_id | segment  |
++-------------+----------+
+| CUST-0001   | business |
+| CUST-0007   | consumer |
+| CUST-0008   | business |
+| CUST-0009   | consumer |
++-------------+----------+"
     );
 
     // The push-down port reaches the emulator's Athena (which runs no SQL): the statement is an

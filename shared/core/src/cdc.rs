@@ -16,7 +16,7 @@
 //! An event that cannot be read (not JSON, no `op`, an unknown `op`, no image, no position, a key
 //! column missing) is quarantined with its line and the reason, like any bad row of ingest.
 
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -114,59 +114,43 @@ pub enum Item {
 
 /// Reads an NDJSON stream of Debezium events and hands every row, bad event and note to `emit`.
 pub fn read(
-    mut reader: impl BufRead,
+    reader: impl BufRead,
     columns: &CdcColumns,
     mut emit: impl FnMut(Item) -> Result<()>,
 ) -> Result<()> {
-    let mut buf = Vec::new();
-    let mut line = 0u64;
     let mut tombstones = 0u64;
-    loop {
-        buf.clear();
-        let n = reader
-            .by_ref()
-            .take(MAX_RECORD_BYTES as u64 + 1)
-            .read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            break;
-        }
-        line += 1;
-        if buf.len() > MAX_RECORD_BYTES && !buf.ends_with(b"\n") {
-            let mut sink = Vec::new();
-            reader.read_until(b'\n', &mut sink)?;
-            emit(Item::Bad {
+    crate::stages::ingest::for_each_line(reader, |line, text| {
+        let Some(text) = text else {
+            return emit(Item::Bad {
                 line,
                 reason: format!("event longer than {MAX_RECORD_BYTES} bytes"),
                 raw: Value::Null,
-            })?;
-            continue;
-        }
-        let text = buf.trim_ascii();
-        if text.is_empty() {
-            continue;
-        }
+            });
+        };
         let event: Value = match serde_json::from_slice(text) {
             Ok(v) => v,
             Err(e) => {
                 let raw = String::from_utf8_lossy(&text[..text.len().min(64 << 10)]).into_owned();
-                emit(Item::Bad {
+                return emit(Item::Bad {
                     line,
                     reason: format!("malformed JSON: {e}"),
                     raw: Value::String(raw),
-                })?;
-                continue;
+                });
             }
         };
         match decode(&event, columns) {
-            Ok(Decoded::Row(row)) => emit(Item::Row { line, row, event })?,
-            Ok(Decoded::Tombstone) => tombstones += 1,
+            Ok(Decoded::Row(row)) => emit(Item::Row { line, row, event }),
+            Ok(Decoded::Tombstone) => {
+                tombstones += 1;
+                Ok(())
+            }
             Err(reason) => emit(Item::Bad {
                 line,
                 reason,
                 raw: event,
-            })?,
+            }),
         }
-    }
+    })?;
     if tombstones > 0 {
         emit(Item::Note(format!("{tombstones} tombstone(s) skipped")))?;
     }

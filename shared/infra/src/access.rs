@@ -497,6 +497,19 @@ mod tests {
     use super::*;
     use crate::tests::sample;
 
+    /// Placeholder ARNs for a domain's statements.
+    fn targets<'a>(mesh: &'a Mesh, domain: &'a Domain) -> Targets<'a> {
+        Targets {
+            mesh,
+            domain,
+            log_group_arn: json!("lg"),
+            failure_queue_arn: json!("q"),
+            domain_key_arn: json!("k"),
+            bus_arn: json!("b"),
+            catalog_key_arn: json!("c"),
+        }
+    }
+
     #[test]
     fn each_stage_reads_its_zone_and_writes_the_next() {
         let mesh = sample();
@@ -596,15 +609,7 @@ mod tests {
             a.lists
                 .contains(&"products/segment_revenue/_athena/*".to_owned())
         );
-        let targets = Targets {
-            mesh: &mesh,
-            domain: sales,
-            log_group_arn: json!("lg"),
-            failure_queue_arn: json!("q"),
-            domain_key_arn: json!("k"),
-            bus_arn: json!("b"),
-            catalog_key_arn: json!("c"),
-        };
+        let targets = targets(&mesh, sales);
         let statements = a.statements(&targets).unwrap();
         let by_sid = |sid: &str| {
             statements
@@ -686,15 +691,7 @@ mod tests {
         let mut inputs = aggregation_inputs(sales);
         let a = access(sales, Function::Aggregate, &inputs);
         assert_eq!(a.foreign_reads.len(), 1);
-        let targets = Targets {
-            mesh: &mesh,
-            domain: sales,
-            log_group_arn: json!("lg"),
-            failure_queue_arn: json!("q"),
-            domain_key_arn: json!("k"),
-            bus_arn: json!("b"),
-            catalog_key_arn: json!("c"),
-        };
+        let targets = targets(&mesh, sales);
         let statements = a.statements(&targets).unwrap();
         let text = serde_json::to_string(
             &statements

@@ -738,6 +738,37 @@ fn parse_ndjson(mut reader: impl BufRead, rows: &mut Rows<'_>) -> Result<()> {
             "this looks like a JSON array, not one object per line: set format = \"json\"",
         ));
     }
+    for_each_line(reader, |line, text| {
+        let Some(text) = text else {
+            rows.stats.rows += 1;
+            return rows.bad(
+                At::Line(line),
+                format!("line longer than {MAX_RECORD_BYTES} bytes"),
+                Value::Null,
+            );
+        };
+        let value: Value = match serde_json::from_slice(text) {
+            Ok(v) => v,
+            Err(e) => {
+                rows.stats.rows += 1;
+                return rows.bad(
+                    At::Line(line),
+                    format!("malformed JSON: {e}"),
+                    Value::String(lossy(text)),
+                );
+            }
+        };
+        rows.json_object(At::Line(line), value)
+    })
+}
+
+/// Calls `f` with every non-blank line of a stream (1-based number, text trimmed of ASCII
+/// whitespace), or `None` for a line longer than [`MAX_RECORD_BYTES`], which is skipped without
+/// being held in memory.
+pub(crate) fn for_each_line(
+    mut reader: impl BufRead,
+    mut f: impl FnMut(u64, Option<&[u8]>) -> Result<()>,
+) -> Result<()> {
     let mut buf = Vec::new();
     let mut line = 0u64;
     loop {
@@ -747,38 +778,19 @@ fn parse_ndjson(mut reader: impl BufRead, rows: &mut Rows<'_>) -> Result<()> {
             .take(MAX_RECORD_BYTES as u64 + 1)
             .read_until(b'\n', &mut buf)?;
         if n == 0 {
-            break;
+            return Ok(());
         }
         line += 1;
         if buf.len() > MAX_RECORD_BYTES && !buf.ends_with(b"\n") {
             skip_line(&mut reader)?;
-            rows.stats.rows += 1;
-            rows.bad(
-                At::Line(line),
-                format!("line longer than {MAX_RECORD_BYTES} bytes"),
-                Value::Null,
-            )?;
+            f(line, None)?;
             continue;
         }
         let text = buf.trim_ascii();
-        if text.is_empty() {
-            continue;
+        if !text.is_empty() {
+            f(line, Some(text))?;
         }
-        let value: Value = match serde_json::from_slice(text) {
-            Ok(v) => v,
-            Err(e) => {
-                rows.stats.rows += 1;
-                rows.bad(
-                    At::Line(line),
-                    format!("malformed JSON: {e}"),
-                    Value::String(lossy(text)),
-                )?;
-                continue;
-            }
-        };
-        rows.json_object(At::Line(line), value)?;
     }
-    Ok(())
 }
 
 /// Skips to the end of the current line without holding it.
