@@ -124,7 +124,9 @@ log "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' 
     echo "machine $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
     echo "load_at_start $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "tessera_commit $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo n/a)"
-    if [ -n "$TESSERA" ]; then echo "tessera $("$TESSERA" --version 2>&1 | head -1)"; fi
+    if [ -n "$TESSERA" ]; then
+        echo "tessera_bin ${TESSERA_BIN} ($("$TESSERA" --version 2>&1 | head -1))"
+    fi
     echo "python $("$PY" -c 'import sys; print(sys.version.split()[0])')"
     "$PY" - <<'EOF' || true
 import importlib
