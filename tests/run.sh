@@ -8,7 +8,8 @@
 # 2. starts moto on 127.0.0.1:5000, a second moto on 5001 for the infrastructure deploy test, and
 #    `cargo lambda watch` on 127.0.0.1:9000, serving the five functions against the mesh's
 #    `emulator` environment;
-# 3. runs `cargo test --workspace`, then stops everything it started.
+# 3. runs `cargo test --workspace` (and, without extra arguments, the benchmark report's Python
+#    unit tests in bench/), then stops everything it started.
 #
 # TESSERA_EMULATOR=localstack runs the same tests with S3, EventBridge and SQS on LocalStack
 # (started on the host at 127.0.0.1:4566 from tests/requirements-localstack.txt, Python 3.12+;
@@ -167,5 +168,9 @@ if [ "$status" -ne 0 ]; then
     echo "--- LocalStack (last 30 lines) ---" >&2
     tail -n 30 "$logs/localstack.log" >&2 || true
   fi
+fi
+# The benchmark report's own tests (stdlib Python, milliseconds), on a full run.
+if [ $# -eq 0 ]; then
+  python3 -m unittest discover --quiet --start-directory "$root/bench" || status=$?
 fi
 exit "$status"
