@@ -62,6 +62,8 @@ OUT="$WORK/out"
 RES="$WORK/results"
 SCRATCH="$WORK/scratch"
 mkdir -p "$DATA" "$OUT" "$RES" "$SCRATCH" "$WORK/bin"
+DATA="$(cd "$DATA" && pwd)"
+if [ -f "$MESH" ]; then MESH="$(cd "$(dirname "$MESH")" && pwd)/$(basename "$MESH")"; fi
 RUNS="$RES/runs.tsv"
 THREAD_ARGS=()
 if [ -n "${THREADS:-}" ]; then THREAD_ARGS=(--threads "$THREADS"); fi
