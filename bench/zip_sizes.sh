@@ -24,7 +24,7 @@ mkdir -p "$WORK/zips" "$WORK/results"
 src="${ZIPS_FROM:-}"
 if [ -z "$src" ]; then
     venv="${TESSERA_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/tessera/venv}"
-    export PATH="$PATH:$venv/bin"
+    export PATH="$venv/bin:$PATH"   # its python3 has ziglang, which cargo-lambda runs as zig
     command -v cargo-lambda >/dev/null || {
         echo "error: cargo-lambda not found (run tests/run.sh once, or pip install the pins of" \
             "tests/requirements.txt)" >&2
