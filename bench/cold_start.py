@@ -14,6 +14,9 @@ samplecli.toml) and TESSERA_ENV (default `embedded`: local folders, no network; 
 relative warehouse folder is created if missing). The binary is read from the page cache: a
 Lambda cold start also loads it from the deployment package, which this does not measure.
 
+A last row, `(baseline: curl)`, measures curl asking for an event the same way: what spawning
+and the loopback server add, plus curl's own start (--no-baseline skips it).
+
 Prints the median (min–max) per function against the 20 ms target; with --out, writes
 RESULTS_DIR/cold_start.tsv (function, run, ms) for summarize.py. Exit status 1 when a function
 did not reach `invocation/next`.
@@ -21,6 +24,7 @@ did not reach `invocation/next`.
 import argparse
 import http.server
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -64,16 +68,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def one_run(binary, env, cwd, timeout=30.0):
-    """Milliseconds from spawn to the first invocation/next, or raise with the stderr."""
+def one_run(argv, env, cwd, timeout=30.0):
+    """Milliseconds from spawn to the first invocation/next, or raise with the stderr.
+    `{api}` in argv is replaced by the runtime API's address."""
     srv = Runtime()
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
-    env = dict(env, AWS_LAMBDA_RUNTIME_API="127.0.0.1:%d" % srv.server_address[1])
+    api = "127.0.0.1:%d" % srv.server_address[1]
+    env = dict(env, AWS_LAMBDA_RUNTIME_API=api)
+    argv = [x.replace("{api}", api) for x in argv]
     err = tempfile.TemporaryFile()
     try:
         t0 = time.perf_counter_ns()
-        proc = subprocess.Popen([binary], env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + timeout
         while not srv.arrived.wait(0.005):
@@ -84,7 +91,7 @@ def one_run(binary, env, cwd, timeout=30.0):
         if srv.first_next_ns is None:
             err.seek(0)
             raise RuntimeError("%s exited (%s) before asking for an event: %s" % (
-                binary, proc.returncode, err.read().decode(errors="replace")[-2000:]))
+                argv[0], proc.returncode, err.read().decode(errors="replace")[-2000:]))
         return (srv.first_next_ns - t0) / 1e6
     finally:
         srv.release.set()
@@ -106,6 +113,8 @@ def main(argv=None):
                                                      os.path.join(root, "samplecli.toml")))
     ap.add_argument("--env", default=os.environ.get("TESSERA_ENV", "embedded"))
     ap.add_argument("--out", help="results folder: writes cold_start.tsv")
+    ap.add_argument("--no-baseline", action="store_true",
+                    help="skip the reference row: curl asking for an event the same way")
     a = ap.parse_args(argv)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TESSERA_"))}
@@ -121,13 +130,17 @@ def main(argv=None):
     })
     rows = []
     failed = False
+    commands = [(fn, [os.path.join(a.bin_dir, fn)]) for fn in a.functions]
+    if not a.no_baseline and shutil.which("curl"):
+        # What the harness itself adds (spawning, loopback HTTP) plus curl's own start.
+        commands.append(("(baseline: curl)", ["curl", "-s", "-o", os.devnull,
+                                              "http://{api}" + NEXT]))
     with tempfile.TemporaryDirectory() as cwd:
-        for fn in a.functions:
-            binary = os.path.join(a.bin_dir, fn)
+        for fn, argv in commands:
             fenv = dict(env, AWS_LAMBDA_FUNCTION_NAME=fn)
             try:
-                one_run(binary, fenv, cwd)  # warm the page cache, not counted
-                times = [one_run(binary, fenv, cwd) for _ in range(a.runs)]
+                one_run(argv, fenv, cwd)  # warm the page cache, not counted
+                times = [one_run(argv, fenv, cwd) for _ in range(a.runs)]
             except (OSError, RuntimeError) as e:
                 print("%s: %s" % (fn, e), file=sys.stderr)
                 failed = True
@@ -136,6 +149,7 @@ def main(argv=None):
             m = statistics.median(times)
             print("%-17s median %6.1f ms (min %.1f, max %.1f, %d runs): %s" % (
                 fn, m, min(times), max(times), len(times),
+                "reference" if fn.startswith("(") else
                 "PASS" if m < TARGET_MS else "FAIL (target < %.0f ms)" % TARGET_MS))
     if a.out:
         os.makedirs(a.out, exist_ok=True)

@@ -123,10 +123,11 @@ class Report(unittest.TestCase):
     def test_cold_start_and_zips(self):
         text = self.report([], {
             "cold_start.tsv": "function\trun\tms\ningest\t1\t9.0\ningest\t2\t11.0\n"
-                              "aggregate\t1\t25.0\n",
+                              "aggregate\t1\t25.0\n(baseline: curl)\t1\t4.0\n",
             "zip_sizes.tsv": "function\tbytes\ningest\t8389588\naggregate\t26682994\n"})
         self.assertIn("| ingest | 10.0 (9.0–11.0) | 2 | **PASS** |", text)
         self.assertIn("| aggregate | 25.0 | 1 | **FAIL** |", text)
+        self.assertIn("| (baseline: curl) | 4.0 | 1 | reference |", text)
         self.assertIn("| ingest | 8,389,588 | 8.00 | **PASS** |", text)
         self.assertIn("| aggregate | 26,682,994 | 25.45 | **FAIL** |", text)
 
