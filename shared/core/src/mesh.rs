@@ -256,6 +256,17 @@ pub enum UnknownColumns {
     Keep,
 }
 
+/// What ingest does with a CSV row that has fewer fields than the header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShortRows {
+    /// Quarantine the row as malformed.
+    #[default]
+    Quarantine,
+    /// Read the missing trailing fields as null.
+    Null,
+}
+
 /// Where raw data comes from and how to read it.
 ///
 /// Every field but `format` has a default; the CSV dialect fields (`delimiter`, `quote`,
@@ -300,6 +311,10 @@ pub struct SourceConfig {
     /// onto the contract's columns in contract order.
     #[serde(default = "yes")]
     pub header: bool,
+    /// CSV rows with fewer fields than the header: quarantined (default) or their missing
+    /// trailing fields read as null (`"null"`). A row with more fields is always quarantined.
+    #[serde(default)]
+    pub short_rows: ShortRows,
     /// Text encoding of `csv`, `ndjson` and `json` files.
     #[serde(default)]
     pub encoding: SourceEncoding,
@@ -536,6 +551,19 @@ pub struct CleanRecipe {
     /// What typing does with a decimal with more fraction digits than its scale.
     #[serde(default)]
     pub decimal_rounding: crate::typing::DecimalRounding,
+    /// Columns typed leniently at ingest: a value that cannot be typed becomes null instead of
+    /// quarantining the row.
+    #[serde(default)]
+    pub lenient: Vec<String>,
+    /// Columns typed leniently whose text is also kept in a column `<column>_raw` (staged and
+    /// cleaned, carried to quarantine, never published); a required column that is null with
+    /// its raw text present is quarantined as `invalid_<column>`, not `missing_<column>`.
+    #[serde(default)]
+    pub keep_raw: Vec<String>,
+    /// Nulls of a column filled from other columns, the first non-null in order
+    /// (`updated_at = ["order_ts"]`), after normalization, before defaults and deduplication.
+    #[serde(default)]
+    pub coalesce: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for CleanRecipe {
@@ -552,6 +580,9 @@ impl Default for CleanRecipe {
             gaps: None,
             timestamps: None,
             decimal_rounding: crate::typing::DecimalRounding::default(),
+            lenient: Vec::new(),
+            keep_raw: Vec::new(),
+            coalesce: BTreeMap::new(),
         }
     }
 }
@@ -566,6 +597,10 @@ impl CleanRecipe {
             .chain(self.latest_by.iter())
             .chain(self.defaults.keys())
             .chain(self.flatten.keys())
+            .chain(&self.lenient)
+            .chain(&self.keep_raw)
+            .chain(self.coalesce.keys())
+            .chain(self.coalesce.values().flatten())
             .cloned()
             .collect();
         for (source, fields) in &self.flatten {
@@ -799,6 +834,9 @@ pub enum MaskMethod {
     Redact,
     /// Replaced by null.
     Null,
+    /// SHA-256 (hex) of the value without a salt: a pseudonym anyone can recompute from a
+    /// guessed value, weaker than `hash` (a policy requiring a hash replaces it).
+    Sha256,
 }
 
 /// An aggregate product: SQL over its parent product and its other input ports, with its own

@@ -34,6 +34,18 @@ pub struct ColumnSpec {
     pub formats: Vec<String>,
     /// What to do with a decimal written with more fraction digits than the column's scale.
     pub rounding: DecimalRounding,
+    /// Lenient typing (recipe `lenient` / `keep_raw`): a value that cannot be typed becomes
+    /// null instead of quarantining its row.
+    pub lenient: bool,
+    /// For a raw-text column (`<column>_raw` of `keep_raw`): the column whose text it holds.
+    pub source: Option<String>,
+}
+
+impl ColumnSpec {
+    /// The name of the field this column is read from in the file.
+    pub fn read_from(&self) -> &str {
+        self.source.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// What typing does with a decimal written with more fraction digits than the column's scale
@@ -733,6 +745,8 @@ mod tests {
             format: None,
             formats: Vec::new(),
             rounding: DecimalRounding::Reject,
+            lenient: false,
+            source: None,
         }
     }
 

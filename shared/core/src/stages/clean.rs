@@ -107,6 +107,22 @@ pub fn apply_typing(recipe: &CleanRecipe, specs: &mut [ColumnSpec]) -> Result<()
 pub fn validate(object: &SchemaObject, recipe: &CleanRecipe) -> std::result::Result<(), String> {
     let (schema, mut specs) = super::staged_schema(object).map_err(|e| e.to_string())?;
     apply_typing(recipe, &mut specs).map_err(|e| e.to_string())?;
+    for c in recipe.lenient.iter().chain(&recipe.keep_raw) {
+        if object.property(c).is_none() {
+            return Err(format!(
+                "lenient / keep_raw names `{c}`, which the contract does not have"
+            ));
+        }
+    }
+    for c in &recipe.keep_raw {
+        let raw = super::raw_column(c);
+        if object.property(&raw).is_some() {
+            return Err(format!(
+                "keep_raw: `{c}` keeps its text in `{raw}`, which is already a contract column"
+            ));
+        }
+    }
+    let (schema, specs) = super::with_raw_columns(recipe, &schema, specs);
     Cleaner::new(object, recipe, &schema, &specs)
         .map(|_| ())
         .map_err(|e| match e {
@@ -320,6 +336,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         }
     }
     record.dropped = duplicates + superseded;
+    record.superseded = superseded;
     if duplicates > 0 {
         record
             .notes
@@ -515,6 +532,10 @@ struct Cleaner {
     schema: SchemaRef,
     gaps: Option<Gaps>,
     latest: Option<usize>,
+    /// Column → its `<column>_raw` text column (`keep_raw`).
+    raw_of: HashMap<usize, usize>,
+    /// Column → the columns whose first non-null value fills its nulls (`coalesce`).
+    coalesce: Vec<(usize, Vec<usize>)>,
     key_columns: Vec<usize>,
     all_rows: RowConverter,
     keys: Option<RowConverter>,
@@ -597,6 +618,28 @@ impl Cleaner {
                 ColumnBuilder::new(Arc::clone(&schema.fields()[i])).map_err(Error::Config)?;
             b.append(&cell);
             defaults.push((i, b.finish()));
+        }
+        let mut raw_of = HashMap::new();
+        for c in &recipe.keep_raw {
+            let raw = super::raw_column(c);
+            raw_of.insert(index(c)?, index(&raw)?);
+        }
+        let mut coalesce = Vec::new();
+        for (target, sources) in &recipe.coalesce {
+            let t = index(target)?;
+            let mut from = Vec::new();
+            for c in sources {
+                let i = index(c)?;
+                if schema.field(i).data_type() != schema.field(t).data_type() {
+                    return Err(Error::Config(format!(
+                        "coalesce: `{c}` ({}) cannot fill `{target}` ({})",
+                        schema.field(i).data_type(),
+                        schema.field(t).data_type()
+                    )));
+                }
+                from.push(i);
+            }
+            coalesce.push((t, from));
         }
         let mut canonical = HashMap::new();
         let mut rules = Vec::new();
@@ -817,6 +860,8 @@ impl Cleaner {
             schema: Arc::clone(schema),
             gaps,
             latest,
+            raw_of,
+            coalesce,
             key_columns,
             all_rows,
             keys,
@@ -991,6 +1036,12 @@ impl Cleaner {
                 .collect();
             *col = Arc::new(out);
         }
+        for (target, sources) in &self.coalesce {
+            for &from in sources {
+                let present = is_not_null(&columns[*target])?;
+                columns[*target] = zip(&present, &columns[*target], &columns[from])?;
+            }
+        }
         let mut defaulted = vec![0u32; batch.num_rows()];
         for (i, default) in &self.defaults {
             for (r, d) in defaulted.iter_mut().enumerate() {
@@ -1047,9 +1098,16 @@ impl Cleaner {
             let array = batch.column(*col);
             match rule {
                 RowRule::Required => {
+                    // With `keep_raw`, a null whose text was there could not be typed.
+                    let raw = self.raw_of.get(col).map(|&i| batch.column(i));
                     for r in (0..n).filter(|&r| array.is_null(r)) {
                         if reasons[r].is_none() {
-                            reasons[r] = Some(format!("missing_{name}"));
+                            let invalid = raw.is_some_and(|a| a.is_valid(r));
+                            reasons[r] = Some(if invalid {
+                                format!("invalid_{name}")
+                            } else {
+                                format!("missing_{name}")
+                            });
                         }
                     }
                 }
