@@ -23,7 +23,7 @@ use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tessera_core::mesh::{Mesh, ProductKind, SourceFormat};
-use tessera_core::publish::{commits, live_files, unescape_partition};
+use tessera_core::publish::{commits, live_files};
 use tessera_core::runs::{RunRecord, RunStatus, history};
 use tessera_core::stages::check::Masker;
 
@@ -152,8 +152,8 @@ pub async fn run(
         records.iter().map(|r| r.duration_ms).sum::<u64>() as f64 / 1000.0
     };
 
-    // clean/: the committed files of the product, hard-linked (copied across file systems),
-    // one folder per partition, named `dt=` as the peers name it.
+    // clean/: the committed files of the product, hard-linked (copied across file systems), in
+    // their partition folders (`dt=YYYY-MM-DD/` with the mesh's `partition_names`).
     let t_layout = Instant::now();
     let log = commits(&ctx.storage, &bucket, &product.name).await?;
     let prefix = format!("products/{}/", product.name);
@@ -161,12 +161,9 @@ pub async fn run(
     for key in live_files(&log) {
         let rel = key.strip_prefix(&prefix).unwrap_or(&key);
         let (folder, file) = rel.rsplit_once('/').unwrap_or(("", rel));
-        let value = folder
-            .split_once('=')
-            .map(|(_, v)| unescape_partition(v))
-            .unwrap_or_else(|| folder.to_owned());
-        let dir = out_dir.join("clean").join(format!("dt={value}"));
+        let dir = out_dir.join("clean").join(folder);
         std::fs::create_dir_all(&dir)?;
+        let value = folder.to_owned();
         let from = warehouse.join(&bucket).join(&key);
         let to = dir.join(file);
         if std::fs::hard_link(&from, &to).is_err() {

@@ -175,6 +175,10 @@ pub struct ProductConfig {
     /// How personal data is protected before publishing, by column.
     #[serde(default)]
     pub mask: Option<Spanned<BTreeMap<String, MaskMethod>>>,
+    /// Names of the partition folders, by partition column (`{ order_ts = "dt" }`: folders
+    /// `dt=YYYY-MM-DD/`); default the column's name.
+    #[serde(default)]
+    pub partition_names: BTreeMap<String, String>,
     /// Aggregate products derived from this one.
     #[serde(default)]
     pub aggregations: Vec<AggregationConfig>,
@@ -1020,9 +1024,18 @@ pub struct Product {
     pub violations: Vec<PolicyViolation>,
     /// Where each node of the contract is in its file.
     pub source_map: SourceMap,
+    /// Partition folder names that differ from their column's name (mesh `partition_names`).
+    pub partition_names: BTreeMap<String, String>,
 }
 
 impl Product {
+    /// The name of the folders of a partition column (`partition_names`, else the column's).
+    pub fn partition_folder<'a>(&'a self, column: &'a str) -> &'a str {
+        self.partition_names
+            .get(column)
+            .map_or(column, String::as_str)
+    }
+
     /// The schema object describing the product's table.
     pub fn schema(&self) -> &SchemaObject {
         // `Mesh::load` checked that the object exists.
@@ -1160,6 +1173,30 @@ impl Mesh {
                         "{origin}:{line}:{column}: product `{name}`: `source.events` are batched as NDJSON: use `format = \"ndjson\"`"
                     )));
                 }
+                let mut product = product;
+                for (column, folder) in &p.partition_names {
+                    let partitioned = product
+                        .schema()
+                        .partition_columns()
+                        .iter()
+                        .any(|c| &c.name == column);
+                    let problem = if !partitioned {
+                        Some(format!("`{column}` is not a partition column of its contract"))
+                    } else if product.schema().property(folder).is_some() {
+                        Some(format!(
+                            "partition folder name `{folder}` is a column of its contract"
+                        ))
+                    } else {
+                        validate_identifier(folder).err().map(|e| e.to_string())
+                    };
+                    if let Some(m) = problem {
+                        let (line, col) = loader.position(p.name.span().start);
+                        return Err(Error::Config(format!(
+                            "{origin}:{line}:{col}: product `{name}`: partition_names: {m}"
+                        )));
+                    }
+                }
+                product.partition_names.clone_from(&p.partition_names);
                 if let Some(e) = cdc_problem(&product, source) {
                     let (line, column) = loader.position(p.source.span().start);
                     return Err(Error::Config(format!(
@@ -1618,6 +1655,7 @@ impl Loader<'_> {
             dropped: protection.dropped,
             violations,
             source_map,
+            partition_names: BTreeMap::new(),
         })
     }
 }
