@@ -555,6 +555,10 @@ pub struct CleanRecipe {
     /// What typing does with a decimal with more fraction digits than its scale.
     #[serde(default)]
     pub decimal_rounding: crate::typing::DecimalRounding,
+    /// The columns `decimal_rounding` applies to (for a list or struct column, its decimal
+    /// fields); default every column.
+    #[serde(default)]
+    pub decimal_rounding_columns: Vec<String>,
     /// Columns typed leniently at ingest: a value that cannot be typed becomes null instead of
     /// quarantining the row.
     #[serde(default)]
@@ -584,6 +588,7 @@ impl Default for CleanRecipe {
             gaps: None,
             timestamps: None,
             decimal_rounding: crate::typing::DecimalRounding::default(),
+            decimal_rounding_columns: Vec::new(),
             lenient: Vec::new(),
             keep_raw: Vec::new(),
             coalesce: BTreeMap::new(),
@@ -602,6 +607,7 @@ impl CleanRecipe {
             .chain(self.defaults.keys())
             .chain(self.flatten.keys())
             .chain(&self.lenient)
+            .chain(&self.decimal_rounding_columns)
             .chain(&self.keep_raw)
             .chain(self.coalesce.keys())
             .chain(self.coalesce.values().flatten())
@@ -826,6 +832,10 @@ pub struct TimestampRecipe {
     /// Timestamp columns this applies to (none: every timestamp column).
     #[serde(default)]
     pub columns: Vec<String>,
+    /// Whether the built-in shapes are tried after `formats` (default true); with `false`,
+    /// a value no format reads cannot be typed.
+    #[serde(default = "yes")]
+    pub builtin: bool,
 }
 
 /// How a personal-data column is protected before it is published.

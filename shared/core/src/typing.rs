@@ -39,6 +39,9 @@ pub struct ColumnSpec {
     pub lenient: bool,
     /// For a raw-text column (`<column>_raw` of `keep_raw`): the column whose text it holds.
     pub source: Option<String>,
+    /// Only `formats` read timestamps (recipe `timestamps.builtin = false`): the built-in
+    /// shapes are not tried.
+    pub only_formats: bool,
 }
 
 impl ColumnSpec {
@@ -416,6 +419,20 @@ fn with_format(t: &str, f: &str, spec: &ColumnSpec) -> Result<Option<i64>, Strin
             .filter(|us| (EPOCH_MIN_MICROS..EPOCH_MAX_MICROS).contains(us)))
     };
     match f {
+        "iso8601" => match iso8601(t) {
+            None => Ok(None),
+            Some((naive, None)) => local_to_utc(naive, spec).map(Some),
+            Some((naive, Some(offset))) => Ok(Some(
+                naive.and_utc().timestamp_micros() - i64::from(offset) * 1_000_000,
+            )),
+        },
+        "epoch_s_9to11" => {
+            if (9..=11).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(t.parse::<i64>().ok().and_then(|v| v.checked_mul(1_000_000)))
+            } else {
+                Ok(None)
+            }
+        }
         "epoch_s" => epoch(1_000_000),
         "epoch_ms" => epoch(1_000),
         "epoch_us" => epoch(1),
@@ -432,6 +449,62 @@ fn with_format(t: &str, f: &str, spec: &ColumnSpec) -> Result<Option<i64>, Strin
             }
         }
     }
+}
+
+/// The strict ISO 8601 grammar of the `iso8601` format:
+/// `YYYY-MM-DD[T ]hh:mm:ss[.f]` with 1 to 6 fraction digits, then nothing (a naive time), `Z`,
+/// or an offset `±hh:mm` / `±hhmm`. Returns the date-time as written and the offset in seconds
+/// east of UTC; `None` when the text has another shape or names no valid date or time
+/// (`2024-02-30`, `25:61`); `24:00:00` is the next day's midnight.
+fn iso8601(t: &str) -> Option<(NaiveDateTime, Option<i32>)> {
+    let b = t.as_bytes();
+    let digits = |from: usize, n: usize| -> Option<u32> {
+        let s = b.get(from..from + n)?;
+        s.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| s.iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0')))
+    };
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    if b.len() < 19 || !at(4, b'-') || !at(7, b'-') || !(at(10, b'T') || at(10, b' ')) {
+        return None;
+    }
+    if !at(13, b':') || !at(16, b':') {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    let mut i = 19;
+    let mut micros = 0u32;
+    if at(i, b'.') {
+        let n = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=6).contains(&n) {
+            return None;
+        }
+        micros = digits(i + 1, n)? * 10u32.pow(6 - n as u32);
+        i += 1 + n;
+    }
+    let offset = match b.get(i) {
+        None => None,
+        Some(b'Z') if i + 1 == b.len() => Some(0),
+        Some(&sign @ (b'+' | b'-')) => {
+            let hh = digits(i + 1, 2)?;
+            let rest = if at(i + 3, b':') { i + 4 } else { i + 3 };
+            let mm = digits(rest, 2)?;
+            if rest + 2 != b.len() || mm > 59 {
+                return None;
+            }
+            let secs = i32::try_from(hh * 3600 + mm * 60).ok()?;
+            Some(if sign == b'-' { -secs } else { secs })
+        }
+        Some(_) => return None,
+    };
+    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
+    // `24:00:00` is the midnight that ends the day, as ISO 8601 (and DuckDB) read it.
+    if (hour, minute, second, micros) == (24, 0, 0, 0) {
+        return Some((date.succ_opt()?.and_time(NaiveTime::MIN), offset));
+    }
+    let time = NaiveTime::from_hms_micro_opt(hour, minute, second, micros)?;
+    Some((date.and_time(time), offset))
 }
 
 /// Parses a timestamp to UTC microseconds: the recipe's formats in order, then the contract's
@@ -455,6 +528,9 @@ pub fn timestamp(t: &str, spec: &ColumnSpec) -> Result<i64, String> {
             )
         }
     };
+    if spec.only_formats {
+        return Err(unreadable());
+    }
     if t.bytes().all(|b| b.is_ascii_digit()) {
         let v: i64 = t.parse().map_err(|_| unreadable())?;
         return match t.len() {
@@ -747,6 +823,7 @@ mod tests {
             rounding: DecimalRounding::Reject,
             lenient: false,
             source: None,
+            only_formats: false,
         }
     }
 

@@ -56,8 +56,19 @@ use crate::typing::{ColumnBuilder, ColumnSpec, parse_json, parse_text};
 /// Applies the recipe's typing options to the column specs ingest types values with: the
 /// timestamp formats and zone (`timestamps`), the decimal rounding (`decimal_rounding`).
 pub fn apply_typing(recipe: &CleanRecipe, specs: &mut [ColumnSpec]) -> Result<()> {
+    for c in &recipe.decimal_rounding_columns {
+        if !specs.iter().any(|s| &s.name == c) {
+            return Err(Error::Config(format!(
+                "decimal_rounding_columns names `{c}`, which the contract does not have"
+            )));
+        }
+    }
     for spec in specs.iter_mut() {
-        spec.rounding = recipe.decimal_rounding;
+        if recipe.decimal_rounding_columns.is_empty()
+            || recipe.decimal_rounding_columns.contains(&spec.name)
+        {
+            spec.rounding = recipe.decimal_rounding;
+        }
     }
     let Some(t) = &recipe.timestamps else {
         return Ok(());
@@ -95,6 +106,7 @@ pub fn apply_typing(recipe: &CleanRecipe, specs: &mut [ColumnSpec]) -> Result<()
             continue;
         }
         spec.formats.clone_from(&t.formats);
+        spec.only_formats = !t.builtin;
         if spec.timezone.is_none() {
             spec.timezone = zone;
         }

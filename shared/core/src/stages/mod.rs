@@ -100,6 +100,7 @@ pub fn staged_schema(object: &SchemaObject) -> Result<(SchemaRef, Vec<ColumnSpec
             rounding: crate::typing::DecimalRounding::Reject,
             lenient: false,
             source: None,
+            only_formats: false,
         });
     }
     Ok((Arc::new(Schema::new(fields)), specs))
@@ -149,6 +150,7 @@ pub(crate) fn with_raw_columns(
             rounding: crate::typing::DecimalRounding::Reject,
             lenient: false,
             source: Some(column.clone()),
+            only_formats: false,
         });
     }
     (Arc::new(Schema::new(fields)), specs)
