@@ -559,6 +559,10 @@ pub struct CleanRecipe {
     /// fields); default every column.
     #[serde(default)]
     pub decimal_rounding_columns: Vec<String>,
+    /// Regular expressions the text of a column's values must match to be typed (column →
+    /// pattern); a value that does not match cannot be typed.
+    #[serde(default)]
+    pub patterns: BTreeMap<String, String>,
     /// Columns typed leniently at ingest: a value that cannot be typed becomes null instead of
     /// quarantining the row.
     #[serde(default)]
@@ -589,6 +593,7 @@ impl Default for CleanRecipe {
             timestamps: None,
             decimal_rounding: crate::typing::DecimalRounding::default(),
             decimal_rounding_columns: Vec::new(),
+            patterns: BTreeMap::new(),
             lenient: Vec::new(),
             keep_raw: Vec::new(),
             coalesce: BTreeMap::new(),
@@ -608,6 +613,7 @@ impl CleanRecipe {
             .chain(self.flatten.keys())
             .chain(&self.lenient)
             .chain(&self.decimal_rounding_columns)
+            .chain(self.patterns.keys())
             .chain(&self.keep_raw)
             .chain(self.coalesce.keys())
             .chain(self.coalesce.values().flatten())

@@ -42,6 +42,9 @@ pub struct ColumnSpec {
     /// Only `formats` read timestamps (recipe `timestamps.builtin = false`): the built-in
     /// shapes are not tried.
     pub only_formats: bool,
+    /// A regular expression the text of a value must match (trimmed) before it is typed
+    /// (recipe `patterns`).
+    pub pattern: Option<regex::Regex>,
 }
 
 impl ColumnSpec {
@@ -96,7 +99,20 @@ pub enum Cell {
 
 /// Parses a text value (CSV) into a cell of the spec's type. Blank text is null.
 pub fn parse_text(spec: &ColumnSpec, text: &str) -> Result<Cell, String> {
+    matches_pattern(spec, text)?;
     parse_str(&spec.data_type, text, spec)
+}
+
+/// The recipe's `patterns`: text that does not match cannot be typed (blank text is null).
+fn matches_pattern(spec: &ColumnSpec, text: &str) -> Result<(), String> {
+    match &spec.pattern {
+        Some(re) if !text.trim().is_empty() && !re.is_match(text.trim()) => Err(format!(
+            "`{}` does not match the pattern `{}`",
+            shorten(text.trim()),
+            re.as_str()
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn parse_str(dt: &DataType, text: &str, spec: &ColumnSpec) -> Result<Cell, String> {
@@ -155,6 +171,11 @@ fn parse_str(dt: &DataType, text: &str, spec: &ColumnSpec) -> Result<Cell, Strin
 
 /// Parses a JSON value (NDJSON) into a cell of the spec's type.
 pub fn parse_json(spec: &ColumnSpec, value: &Value) -> Result<Cell, String> {
+    match value {
+        Value::String(s) => matches_pattern(spec, s)?,
+        Value::Number(n) => matches_pattern(spec, &n.to_string())?,
+        _ => {}
+    }
     parse_json_as(&spec.data_type, value, spec)
 }
 
@@ -824,6 +845,7 @@ mod tests {
             lenient: false,
             source: None,
             only_formats: false,
+            pattern: None,
         }
     }
 

@@ -63,6 +63,16 @@ pub fn apply_typing(recipe: &CleanRecipe, specs: &mut [ColumnSpec]) -> Result<()
             )));
         }
     }
+    for (c, pattern) in &recipe.patterns {
+        let spec = specs.iter_mut().find(|s| &s.name == c).ok_or_else(|| {
+            Error::Config(format!(
+                "patterns names `{c}`, which the contract does not have"
+            ))
+        })?;
+        spec.pattern = Some(regex::Regex::new(pattern).map_err(|e| {
+            Error::Config(format!("patterns: `{pattern}` of `{c}` does not compile: {e}"))
+        })?);
+    }
     for spec in specs.iter_mut() {
         if recipe.decimal_rounding_columns.is_empty()
             || recipe.decimal_rounding_columns.contains(&spec.name)

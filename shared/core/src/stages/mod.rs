@@ -101,6 +101,7 @@ pub fn staged_schema(object: &SchemaObject) -> Result<(SchemaRef, Vec<ColumnSpec
             lenient: false,
             source: None,
             only_formats: false,
+            pattern: None,
         });
     }
     Ok((Arc::new(Schema::new(fields)), specs))
@@ -151,6 +152,7 @@ pub(crate) fn with_raw_columns(
             lenient: false,
             source: Some(column.clone()),
             only_formats: false,
+            pattern: None,
         });
     }
     (Arc::new(Schema::new(fields)), specs)

@@ -1,7 +1,7 @@
 //! The recipe options the orders benchmark needs, on small fixtures: lenient typing with the raw
 //! text kept (`lenient`, `keep_raw`: `invalid_<column>` vs `missing_<column>`), `coalesce`, CSV
-//! rows missing trailing fields (`short_rows`), the strict timestamp grammar (`iso8601`,
-//! `epoch_s_9to11`, `builtin = false`), rounding for some columns only
+//! rows missing trailing fields (`short_rows`), text patterns (`patterns`), the strict timestamp
+//! grammar (`iso8601`, `epoch_s_9to11`, `builtin = false`), rounding for some columns only
 //! (`decimal_rounding_columns`), the unsalted `sha256` mask and partition folder names
 //! (`partition_names`).
 
@@ -81,6 +81,7 @@ latest_by = "updated_at"
 timestamps = { formats = ["epoch_s_9to11", "iso8601"], builtin = false }
 decimal_rounding = "half_up"
 decimal_rounding_columns = ["items"]
+patterns = { amount = '^[+-]?[0-9]{1,10}(\.[0-9]{1,2})?$' }
 "#;
 
 fn fx() -> Fx {
@@ -100,6 +101,7 @@ A9,,2024-02-30T10:00:00Z,1.00,[],
 B1,,2024-03-01 24:00:00,-1.00,[],
 B2,,99999999,1.00,[]
 B3,,2024-03-02T00:00:00.5-01:00,7.00
+B4,,2024-03-01T10:00:00Z,.50,[],
 ";
 
 #[tokio::test]
@@ -153,9 +155,11 @@ async fn unreadable_values_are_null_with_their_text_kept_and_reasons_tell_missin
             ("B1".into(), s("2024-03-01 24:00:00"), s("-1.00"), "amount_out_of_range".into()),
             // Eight digits are not epoch seconds in the strict grammar.
             ("B2".into(), s("99999999"), s("1.00"), "invalid_order_ts".into()),
+            // Typing alone reads `.50`; the recipe's pattern does not.
+            ("B4".into(), s("2024-03-01T10:00:00Z"), s(".50"), "invalid_amount".into()),
         ]
     );
-    assert_eq!((cleaned.rows_in, cleaned.rows_out, cleaned.quarantined), (12, 3, 9));
+    assert_eq!((cleaned.rows_in, cleaned.rows_out, cleaned.quarantined), (13, 3, 10));
 
     // Published: the raw columns are not, `updated_at` took `order_ts` where it had none, the
     // e-mail is the unsalted SHA-256 of the trimmed lower-case address, folders are `dt=`.
@@ -261,6 +265,7 @@ fn recipes_naming_unknown_columns_are_refused_at_load() {
         ("keep_raw = [\"nope\"]", "`nope`"),
         ("coalesce = { updated_at = [\"amount\"] }", "cannot fill"),
         ("decimal_rounding_columns = [\"nope\"]", "`nope`"),
+        ("patterns = { amount = \"(\" }", "does not compile"),
     ] {
         let toml = format!(
             "[mesh]\nname = \"t\"\npii_salt = \"x\"\n[[domains]]\nname = \"shop\"\nbucket = \"shop-bucket\"\n\
