@@ -120,10 +120,12 @@ pub async fn run(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "orders".into());
-    let data = std::fs::read(raw_file)
-        .with_context(|| format!("reading `{}`", raw_file.display()))?;
+    let data =
+        std::fs::read(raw_file).with_context(|| format!("reading `{}`", raw_file.display()))?;
     let raw_key = format!("raw/{}/{name}", product.name);
-    ctx.storage.put(&bucket, &raw_key, Bytes::from(data)).await?;
+    ctx.storage
+        .put(&bucket, &raw_key, Bytes::from(data))
+        .await?;
     let t_land = t0.elapsed().as_secs_f64();
 
     let (deliveries, failures) = crate::commands::deliver(&emb).await?;
@@ -167,8 +169,7 @@ pub async fn run(
         let from = warehouse.join(&bucket).join(&key);
         let to = dir.join(file);
         if std::fs::hard_link(&from, &to).is_err() {
-            std::fs::copy(&from, &to)
-                .with_context(|| format!("copying `{}`", from.display()))?;
+            std::fs::copy(&from, &to).with_context(|| format!("copying `{}`", from.display()))?;
         }
         partitions.insert(value);
     }
@@ -286,14 +287,15 @@ pub async fn run(
         stage_seconds.insert(stage.replace('-', "_"), json!(round4(seconds(records))));
     }
     if let Some(v) = stage_seconds.get_mut("catalog_register") {
-        *v = json!(round4(
-            v.as_f64().unwrap_or(0.0) + seconds(&agg_register)
-        ));
+        *v = json!(round4(v.as_f64().unwrap_or(0.0) + seconds(&agg_register)));
     }
     stage_seconds.insert(
         "router_and_events".into(),
         json!(round4(
-            t_chain - t_land - runs.values().map(|r| seconds(r)).sum::<f64>() - seconds(&agg_register)
+            t_chain
+                - t_land
+                - runs.values().map(|r| seconds(r)).sum::<f64>()
+                - seconds(&agg_register)
         )),
     );
     stage_seconds.insert("layout".into(), json!(round4(layout_seconds)));
@@ -359,7 +361,10 @@ fn rename_reason(batch: &RecordBatch) -> Result<RecordBatch> {
             columns.push(Arc::clone(c));
         }
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 fn dir_size(path: &Path) -> (u64, u64) {

@@ -994,6 +994,10 @@ pub struct Domain {
 
 /// How a product comes to be.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a few products per mesh, built once at load: the recipe is not worth a box"
+)]
 pub enum ProductKind {
     /// Raw files through ingest, clean and contract-check.
     Source {
@@ -1197,7 +1201,9 @@ impl Mesh {
                         .iter()
                         .any(|c| &c.name == column);
                     let problem = if !partitioned {
-                        Some(format!("`{column}` is not a partition column of its contract"))
+                        Some(format!(
+                            "`{column}` is not a partition column of its contract"
+                        ))
                     } else if product.schema().property(folder).is_some() {
                         Some(format!(
                             "partition folder name `{folder}` is a column of its contract"

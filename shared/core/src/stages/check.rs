@@ -116,11 +116,12 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
 
     // Pass 2: write the partitioned files, then commit.
     let mut stream = ctx.storage.read_parquet(bucket, key).await?;
-    let mut writer = decision.writer(masker.schema(&Arc::new(
-        stream.schema().project(&published)?,
-    ))?)?;
+    let mut writer =
+        decision.writer(masker.schema(&Arc::new(stream.schema().project(&published)?))?)?;
     while let Some(batch) = stream.next().await {
-        writer.write(&masker.apply(&batch?.project(&published)?)?).await?;
+        writer
+            .write(&masker.apply(&batch?.project(&published)?)?)
+            .await?;
     }
     let report_key = format!(
         "{}_reports/{id}.json",

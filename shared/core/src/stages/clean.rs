@@ -70,7 +70,9 @@ pub fn apply_typing(recipe: &CleanRecipe, specs: &mut [ColumnSpec]) -> Result<()
             ))
         })?;
         spec.pattern = Some(regex::Regex::new(pattern).map_err(|e| {
-            Error::Config(format!("patterns: `{pattern}` of `{c}` does not compile: {e}"))
+            Error::Config(format!(
+                "patterns: `{pattern}` of `{c}` does not compile: {e}"
+            ))
         })?);
     }
     for spec in specs.iter_mut() {

@@ -640,7 +640,7 @@ fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
         let short_ok = source.header
             && source.short_rows == ShortRows::Null
             && record.len() < width
-            && record.len() > 0;
+            && !record.is_empty();
         if record.len() != width && !short_ok {
             rows.stats.rows += 1;
             let reason = if source.header {

@@ -143,23 +143,71 @@ async fn unreadable_values_are_null_with_their_text_kept_and_reasons_tell_missin
     assert_eq!(
         rows,
         vec![
-            ("A3".into(), s("yesterday"), s("1.00"), "invalid_order_ts".into()),
+            (
+                "A3".into(),
+                s("yesterday"),
+                s("1.00"),
+                "invalid_order_ts".into()
+            ),
             ("A4".into(), None, s("1.00"), "missing_order_ts".into()),
             // A date alone is not in the strict grammar.
-            ("A5".into(), s("2024-03-01"), s("1.00"), "invalid_order_ts".into()),
-            ("A6".into(), s("2024-03-01 10:00:00"), s("N/A"), "invalid_amount".into()),
-            ("A7".into(), s("2024-03-01 10:00:00"), None, "missing_amount".into()),
+            (
+                "A5".into(),
+                s("2024-03-01"),
+                s("1.00"),
+                "invalid_order_ts".into()
+            ),
+            (
+                "A6".into(),
+                s("2024-03-01 10:00:00"),
+                s("N/A"),
+                "invalid_amount".into()
+            ),
+            (
+                "A7".into(),
+                s("2024-03-01 10:00:00"),
+                None,
+                "missing_amount".into()
+            ),
             // Rounding applies to `items` only: a third decimal in `amount` is unreadable.
-            ("A8".into(), s("2024-03-01 10:00:00"), s("1.005"), "invalid_amount".into()),
-            ("A9".into(), s("2024-02-30T10:00:00Z"), s("1.00"), "invalid_order_ts".into()),
-            ("B1".into(), s("2024-03-01 24:00:00"), s("-1.00"), "amount_out_of_range".into()),
+            (
+                "A8".into(),
+                s("2024-03-01 10:00:00"),
+                s("1.005"),
+                "invalid_amount".into()
+            ),
+            (
+                "A9".into(),
+                s("2024-02-30T10:00:00Z"),
+                s("1.00"),
+                "invalid_order_ts".into()
+            ),
+            (
+                "B1".into(),
+                s("2024-03-01 24:00:00"),
+                s("-1.00"),
+                "amount_out_of_range".into()
+            ),
             // Eight digits are not epoch seconds in the strict grammar.
-            ("B2".into(), s("99999999"), s("1.00"), "invalid_order_ts".into()),
+            (
+                "B2".into(),
+                s("99999999"),
+                s("1.00"),
+                "invalid_order_ts".into()
+            ),
             // Typing alone reads `.50`; the recipe's pattern does not.
-            ("B4".into(), s("2024-03-01T10:00:00Z"), s(".50"), "invalid_amount".into()),
+            (
+                "B4".into(),
+                s("2024-03-01T10:00:00Z"),
+                s(".50"),
+                "invalid_amount".into()
+            ),
         ]
     );
-    assert_eq!((cleaned.rows_in, cleaned.rows_out, cleaned.quarantined), (13, 3, 10));
+    assert_eq!(
+        (cleaned.rows_in, cleaned.rows_out, cleaned.quarantined),
+        (13, 3, 10)
+    );
 
     // Published: the raw columns are not, `updated_at` took `order_ts` where it had none, the
     // e-mail is the unsalted SHA-256 of the trimmed lower-case address, folders are `dt=`.
@@ -175,8 +223,14 @@ async fn unreadable_values_are_null_with_their_text_kept_and_reasons_tell_missin
         .collect();
     files.sort();
     assert_eq!(files.len(), 2, "{files:?}");
-    assert!(files[0].starts_with("products/orders/dt=2024-03-01/"), "{files:?}");
-    assert!(files[1].starts_with("products/orders/dt=2024-03-02/"), "{files:?}");
+    assert!(
+        files[0].starts_with("products/orders/dt=2024-03-01/"),
+        "{files:?}"
+    );
+    assert!(
+        files[1].starts_with("products/orders/dt=2024-03-02/"),
+        "{files:?}"
+    );
     let mut table = Vec::new();
     for f in &files {
         let batches = fx.batches(f).await;
@@ -184,7 +238,14 @@ async fn unreadable_values_are_null_with_their_text_kept_and_reasons_tell_missin
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(
             names,
-            ["order_id", "email", "order_ts", "amount", "items", "updated_at"]
+            [
+                "order_id",
+                "email",
+                "order_ts",
+                "amount",
+                "items",
+                "updated_at"
+            ]
         );
         table.extend(crate::support::lines(&batches));
     }
@@ -209,11 +270,19 @@ async fn unreadable_values_are_null_with_their_text_kept_and_reasons_tell_missin
         ),
         (
             "A2",
-            vec!["| 2024-03-01T10:00:00Z ", "| 3.00 ", "| 2024-03-01T10:00:00Z |"],
+            vec![
+                "| 2024-03-01T10:00:00Z ",
+                "| 3.00 ",
+                "| 2024-03-01T10:00:00Z |",
+            ],
         ),
         (
             "B3",
-            vec!["| 2024-03-02T01:00:00.500Z ", "| 7.00 ", "| 2024-03-02T01:00:00.500Z |"],
+            vec![
+                "| 2024-03-02T01:00:00.500Z ",
+                "| 7.00 ",
+                "| 2024-03-02T01:00:00.500Z |",
+            ],
         ),
     ] {
         let line = row(id);
@@ -241,7 +310,11 @@ A2,,2024-03-01T10:00:00Z,5.00,[],2024-03-01T10:00:00Z
         "{cleaned:#?}"
     );
     let rows = crate::support::lines(&fx.batches(&cleaned.outputs[0]).await);
-    assert!(rows.iter().any(|l| l.contains("| A2 ") && l.contains("| 5.00 ")), "{rows:#?}");
+    assert!(
+        rows.iter()
+            .any(|l| l.contains("| A2 ") && l.contains("| 5.00 ")),
+        "{rows:#?}"
+    );
 }
 
 #[tokio::test]
