@@ -532,6 +532,10 @@ pub struct CleanRecipe {
     /// Drop rows equal in every column to an earlier row.
     #[serde(default = "yes")]
     pub drop_exact_duplicates: bool,
+    /// Compare rows for exact duplicates as read (strings trimmed, nothing else normalized)
+    /// instead of after normalization and defaults.
+    #[serde(default)]
+    pub duplicates_as_read: bool,
     /// Keep only the latest row per primary key, ordered by this column (later rows win ties).
     #[serde(default)]
     pub latest_by: Option<String>,
@@ -585,6 +589,7 @@ impl Default for CleanRecipe {
             lowercase: Vec::new(),
             uppercase: Vec::new(),
             drop_exact_duplicates: true,
+            duplicates_as_read: false,
             latest_by: None,
             defaults: BTreeMap::new(),
             outliers: Outliers::default(),

@@ -210,6 +210,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
                 dedupe.scan(
                     &cleaner,
                     &prepared.batch,
+                    &prepared.hashes,
                     order_col,
                     row,
                     recipe.drop_exact_duplicates,
@@ -281,7 +282,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         let batch = prepared.batch;
         let n = batch.num_rows();
         record.rows_in += n as u64;
-        let row_hashes = cleaner.row_hashes(&batch)?;
+        let row_hashes = prepared.hashes;
         let key_hashes = cleaner.key_hashes(&batch)?;
         let verdicts = cleaner.verdicts(&batch, prepared.reasons)?;
         let mut keep = Vec::with_capacity(n);
@@ -422,11 +423,11 @@ impl Dedupe {
         &mut self,
         cleaner: &Cleaner,
         batch: &RecordBatch,
+        row_hashes: &[u128],
         order_col: usize,
         row: u64,
         exact: bool,
     ) -> Result<()> {
-        let row_hashes = cleaner.row_hashes(batch)?;
         let key_hashes = cleaner.key_hashes(batch)?;
         let order = ordering_values(batch.column(order_col))?;
         for i in 0..batch.num_rows() {
@@ -536,6 +537,8 @@ struct Gaps {
 #[derive(Debug)]
 struct Cleaner {
     trim: bool,
+    /// Exact duplicates compared as read (trimmed only), not as normalized.
+    duplicates_as_read: bool,
     lower: HashSet<usize>,
     upper: HashSet<usize>,
     /// Column → lower-cased value → the contract's spelling.
@@ -581,6 +584,8 @@ type Clip = (
 /// A batch conformed to the staged schema and normalized, with the rows structuring refused.
 struct Prepared {
     batch: RecordBatch,
+    /// Hashes of the rows, for exact duplicates (as normalized, or as read).
+    hashes: Vec<u128>,
     reasons: Vec<Option<String>>,
     /// Values set from the defaults, per row.
     defaulted: Vec<u32>,
@@ -869,6 +874,7 @@ impl Cleaner {
         };
         Ok(Cleaner {
             trim: recipe.trim,
+            duplicates_as_read: recipe.duplicates_as_read,
             lower,
             upper,
             canonical,
@@ -941,9 +947,19 @@ impl Cleaner {
         )?;
         let batch = super::conform(&structured, &self.schema)?;
         let batch = self.flatten(&batch, &mut reasons)?;
+        let as_read = if self.duplicates_as_read {
+            Some(self.row_hashes(&self.trimmed(&batch)?)?)
+        } else {
+            None
+        };
         let (batch, defaulted) = self.normalize(&batch)?;
+        let hashes = match as_read {
+            Some(h) => h,
+            None => self.row_hashes(&batch)?,
+        };
         Ok(Prepared {
             batch,
+            hashes,
             reasons,
             defaulted,
         })
@@ -1082,6 +1098,26 @@ impl Cleaner {
             columns[*i] = filled;
         }
         Ok((RecordBatch::try_new(batch.schema(), columns)?, defaulted))
+    }
+
+    /// The batch with strings trimmed (blank → null) and nothing else normalized.
+    fn trimmed(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        if !self.trim {
+            return Ok(batch.clone());
+        }
+        let mut columns = batch.columns().to_vec();
+        for col in &mut columns {
+            if col.data_type() != &DataType::Utf8 {
+                continue;
+            }
+            let out: StringArray = col
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(str::trim).filter(|v| !v.is_empty()))
+                .collect();
+            *col = Arc::new(out);
+        }
+        Ok(RecordBatch::try_new(batch.schema(), columns)?)
     }
 
     fn row_hashes(&self, batch: &RecordBatch) -> Result<Vec<u128>> {

@@ -318,6 +318,30 @@ A2,,2024-03-01T10:00:00Z,5.00,[],2024-03-01T10:00:00Z
 }
 
 #[tokio::test]
+async fn exact_duplicates_can_be_compared_as_read() {
+    // Equal once the e-mail is lower-cased, not as written.
+    let csv = "order_id,email,order_ts,amount,items,updated_at
+A1, Ann@Example.com,2024-03-01T10:00:00Z,1.00,[],2024-03-01T11:00:00Z
+A1,ann@example.com ,2024-03-01T10:00:00Z,1.00,[],2024-03-01T11:00:00Z
+";
+    for (as_read, duplicates, superseded) in [(false, 1, 0), (true, 0, 1)] {
+        let fx = Fx::new(
+            &PRODUCT.replace(
+                "latest_by = \"updated_at\"",
+                &format!("latest_by = \"updated_at\"\nduplicates_as_read = {as_read}"),
+            ),
+            &[("orders.odcs.yaml", CONTRACT)],
+        );
+        let cleaned = fx.ingest_clean("raw/orders/d.csv", csv).await;
+        assert_eq!(
+            (cleaned.rows_out, cleaned.dropped - cleaned.superseded, cleaned.superseded),
+            (1, duplicates, superseded),
+            "as_read = {as_read}: {cleaned:#?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn short_rows_are_quarantined_unless_the_recipe_reads_them_as_null() {
     let fx = Fx::new(
         &PRODUCT.replace("short_rows = \"null\"", "short_rows = \"quarantine\""),
