@@ -39,27 +39,25 @@ print(json.dumps({
 "#;
 
 fn expected() -> Value {
-    let text = std::fs::read_to_string(
-        repo_root().join("bench/orders/sample/orders_1000.expected.json"),
-    )
-    .unwrap();
+    let text =
+        std::fs::read_to_string(repo_root().join("bench/orders/sample/orders_1000.expected.json"))
+            .unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
 async fn bench_run(file: &str, out: &Path, format: Option<BenchFormat>) -> Value {
     let mesh = Mesh::load(&repo_root().join("bench/orders/mesh.toml")).unwrap();
     let raw = repo_root().join("bench/orders/sample").join(file);
-    bench::run(mesh, "embedded", &raw, out, format).await.unwrap()
+    bench::run(mesh, "embedded", &raw, out, format)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn bench_run_matches_the_generator_and_lays_out_like_the_peers() {
     let exp = expected();
     let dir = tempfile::tempdir().unwrap();
-    for (file, format) in [
-        ("orders_1000.csv", "csv"),
-        ("orders_1000.ndjson", "ndjson"),
-    ] {
+    for (file, format) in [("orders_1000.csv", "csv"), ("orders_1000.ndjson", "ndjson")] {
         let out = dir.path().join(format);
         let report = bench_run(file, &out, None).await;
         assert_eq!(report["format"], format);
@@ -78,7 +76,13 @@ async fn bench_run_matches_the_generator_and_lays_out_like_the_peers() {
         assert_eq!(report["balanced"], true, "{report:#}");
         // The sample spans the 31 days of March 2024.
         assert_eq!(report["partitions"], 31, "{report:#}");
-        for stage in ["ingest", "clean", "contract_check", "aggregate", "catalog_register"] {
+        for stage in [
+            "ingest",
+            "clean",
+            "contract_check",
+            "aggregate",
+            "catalog_register",
+        ] {
             assert!(
                 report["stage_seconds"][stage].is_number(),
                 "{stage}: {report:#}"

@@ -334,7 +334,11 @@ A1,ann@example.com ,2024-03-01T10:00:00Z,1.00,[],2024-03-01T11:00:00Z
         );
         let cleaned = fx.ingest_clean("raw/orders/d.csv", csv).await;
         assert_eq!(
-            (cleaned.rows_out, cleaned.dropped - cleaned.superseded, cleaned.superseded),
+            (
+                cleaned.rows_out,
+                cleaned.dropped - cleaned.superseded,
+                cleaned.superseded
+            ),
             (1, duplicates, superseded),
             "as_read = {as_read}: {cleaned:#?}"
         );
