@@ -7,6 +7,8 @@
 //! unwrap (see `clippy.toml`).
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod contract_diff;
 #[cfg(test)]
 mod deploy;

@@ -107,7 +107,22 @@ pub async fn run(emb: &Embedded) -> Result<RunSummary> {
     let started = Instant::now();
     let ctx = &emb.context;
     let (landed, unchanged) = land_samples(ctx).await?;
-    let deliveries = drain(&emb.bus, &Functions(ctx), 100_000)
+    let (deliveries, failures) = deliver(emb).await?;
+    Ok(RunSummary {
+        landed,
+        unchanged,
+        deliveries,
+        failures,
+        products: products(emb).await?,
+        warehouse: emb.warehouse.clone(),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Delivers the bus's events to the functions in process until none is left: the number of
+/// deliveries and the failed ones, as messages.
+pub async fn deliver(emb: &Embedded) -> Result<(usize, Vec<String>)> {
+    let deliveries = drain(&emb.bus, &Functions(&emb.context), 100_000)
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;
     let failures = deliveries
@@ -123,15 +138,7 @@ pub async fn run(emb: &Embedded) -> Result<RunSummary> {
             })
         })
         .collect();
-    Ok(RunSummary {
-        landed,
-        unchanged,
-        deliveries: deliveries.len(),
-        failures,
-        products: products(emb).await?,
-        warehouse: emb.warehouse.clone(),
-        elapsed: started.elapsed(),
-    })
+    Ok((deliveries.len(), failures))
 }
 
 /// `tessera dev`: provisions the emulator, lands the sample raw files in S3 (S3 announces them

@@ -2,6 +2,7 @@
 //! end-to-end tests call the same functions.
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod commands;
 pub mod output;
 pub mod quality;

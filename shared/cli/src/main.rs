@@ -97,6 +97,27 @@ enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// The orders benchmark (`docs/bench.md`).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// One raw orders file through the embedded chain, in a fresh warehouse under OUT_DIR, with
+    /// the outputs laid out as the benchmark's peers lay theirs out (clean/, quarantine/, agg/,
+    /// report.json).
+    Run {
+        /// The raw orders file (.csv or .ndjson).
+        raw_file: PathBuf,
+        /// The output folder (replaced).
+        out_dir: PathBuf,
+        /// Input format (default: from the file's suffix).
+        #[arg(long, value_enum)]
+        format: Option<tessera_cli::bench::BenchFormat>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -443,6 +464,19 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Run {
+                    raw_file,
+                    out_dir,
+                    format,
+                },
+        } => {
+            let mesh = Arc::unwrap_or_clone(mesh);
+            let report = tessera_cli::bench::run(mesh, &env, &raw_file, &out_dir, format).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Contract { .. } | Command::Infra { .. } | Command::Policy { .. } => {
             Ok(ExitCode::SUCCESS)

@@ -175,6 +175,10 @@ pub struct ProductConfig {
     /// How personal data is protected before publishing, by column.
     #[serde(default)]
     pub mask: Option<Spanned<BTreeMap<String, MaskMethod>>>,
+    /// Names of the partition folders, by partition column (`{ order_ts = "dt" }`: folders
+    /// `dt=YYYY-MM-DD/`); default the column's name.
+    #[serde(default)]
+    pub partition_names: BTreeMap<String, String>,
     /// Aggregate products derived from this one.
     #[serde(default)]
     pub aggregations: Vec<AggregationConfig>,
@@ -256,6 +260,17 @@ pub enum UnknownColumns {
     Keep,
 }
 
+/// What ingest does with a CSV row that has fewer fields than the header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShortRows {
+    /// Quarantine the row as malformed.
+    #[default]
+    Quarantine,
+    /// Read the missing trailing fields as null.
+    Null,
+}
+
 /// Where raw data comes from and how to read it.
 ///
 /// Every field but `format` has a default; the CSV dialect fields (`delimiter`, `quote`,
@@ -300,6 +315,10 @@ pub struct SourceConfig {
     /// onto the contract's columns in contract order.
     #[serde(default = "yes")]
     pub header: bool,
+    /// CSV rows with fewer fields than the header: quarantined (default) or their missing
+    /// trailing fields read as null (`"null"`). A row with more fields is always quarantined.
+    #[serde(default)]
+    pub short_rows: ShortRows,
     /// Text encoding of `csv`, `ndjson` and `json` files.
     #[serde(default)]
     pub encoding: SourceEncoding,
@@ -513,6 +532,10 @@ pub struct CleanRecipe {
     /// Drop rows equal in every column to an earlier row.
     #[serde(default = "yes")]
     pub drop_exact_duplicates: bool,
+    /// Compare rows for exact duplicates as read (strings trimmed, nothing else normalized)
+    /// instead of after normalization and defaults.
+    #[serde(default)]
+    pub duplicates_as_read: bool,
     /// Keep only the latest row per primary key, ordered by this column (later rows win ties).
     #[serde(default)]
     pub latest_by: Option<String>,
@@ -536,6 +559,27 @@ pub struct CleanRecipe {
     /// What typing does with a decimal with more fraction digits than its scale.
     #[serde(default)]
     pub decimal_rounding: crate::typing::DecimalRounding,
+    /// The columns `decimal_rounding` applies to (for a list or struct column, its decimal
+    /// fields); default every column.
+    #[serde(default)]
+    pub decimal_rounding_columns: Vec<String>,
+    /// Regular expressions the text of a column's values must match to be typed (column →
+    /// pattern); a value that does not match cannot be typed.
+    #[serde(default)]
+    pub patterns: BTreeMap<String, String>,
+    /// Columns typed leniently at ingest: a value that cannot be typed becomes null instead of
+    /// quarantining the row.
+    #[serde(default)]
+    pub lenient: Vec<String>,
+    /// Columns typed leniently whose text is also kept in a column `<column>_raw` (staged and
+    /// cleaned, carried to quarantine, never published); a required column that is null with
+    /// its raw text present is quarantined as `invalid_<column>`, not `missing_<column>`.
+    #[serde(default)]
+    pub keep_raw: Vec<String>,
+    /// Nulls of a column filled from other columns, the first non-null in order
+    /// (`updated_at = ["order_ts"]`), after normalization, before defaults and deduplication.
+    #[serde(default)]
+    pub coalesce: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for CleanRecipe {
@@ -545,6 +589,7 @@ impl Default for CleanRecipe {
             lowercase: Vec::new(),
             uppercase: Vec::new(),
             drop_exact_duplicates: true,
+            duplicates_as_read: false,
             latest_by: None,
             defaults: BTreeMap::new(),
             outliers: Outliers::default(),
@@ -552,6 +597,11 @@ impl Default for CleanRecipe {
             gaps: None,
             timestamps: None,
             decimal_rounding: crate::typing::DecimalRounding::default(),
+            decimal_rounding_columns: Vec::new(),
+            patterns: BTreeMap::new(),
+            lenient: Vec::new(),
+            keep_raw: Vec::new(),
+            coalesce: BTreeMap::new(),
         }
     }
 }
@@ -566,6 +616,12 @@ impl CleanRecipe {
             .chain(self.latest_by.iter())
             .chain(self.defaults.keys())
             .chain(self.flatten.keys())
+            .chain(&self.lenient)
+            .chain(&self.decimal_rounding_columns)
+            .chain(self.patterns.keys())
+            .chain(&self.keep_raw)
+            .chain(self.coalesce.keys())
+            .chain(self.coalesce.values().flatten())
             .cloned()
             .collect();
         for (source, fields) in &self.flatten {
@@ -787,6 +843,10 @@ pub struct TimestampRecipe {
     /// Timestamp columns this applies to (none: every timestamp column).
     #[serde(default)]
     pub columns: Vec<String>,
+    /// Whether the built-in shapes are tried after `formats` (default true); with `false`,
+    /// a value no format reads cannot be typed.
+    #[serde(default = "yes")]
+    pub builtin: bool,
 }
 
 /// How a personal-data column is protected before it is published.
@@ -799,6 +859,9 @@ pub enum MaskMethod {
     Redact,
     /// Replaced by null.
     Null,
+    /// SHA-256 (hex) of the value without a salt: a pseudonym anyone can recompute from a
+    /// guessed value, weaker than `hash` (a policy requiring a hash replaces it).
+    Sha256,
 }
 
 /// An aggregate product: SQL over its parent product and its other input ports, with its own
@@ -936,6 +999,10 @@ pub struct Domain {
 
 /// How a product comes to be.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a few products per mesh, built once at load: the recipe is not worth a box"
+)]
 pub enum ProductKind {
     /// Raw files through ingest, clean and contract-check.
     Source {
@@ -982,9 +1049,18 @@ pub struct Product {
     pub violations: Vec<PolicyViolation>,
     /// Where each node of the contract is in its file.
     pub source_map: SourceMap,
+    /// Partition folder names that differ from their column's name (mesh `partition_names`).
+    pub partition_names: BTreeMap<String, String>,
 }
 
 impl Product {
+    /// The name of the folders of a partition column (`partition_names`, else the column's).
+    pub fn partition_folder<'a>(&'a self, column: &'a str) -> &'a str {
+        self.partition_names
+            .get(column)
+            .map_or(column, String::as_str)
+    }
+
     /// The schema object describing the product's table.
     pub fn schema(&self) -> &SchemaObject {
         // `Mesh::load` checked that the object exists.
@@ -1122,6 +1198,32 @@ impl Mesh {
                         "{origin}:{line}:{column}: product `{name}`: `source.events` are batched as NDJSON: use `format = \"ndjson\"`"
                     )));
                 }
+                let mut product = product;
+                for (column, folder) in &p.partition_names {
+                    let partitioned = product
+                        .schema()
+                        .partition_columns()
+                        .iter()
+                        .any(|c| &c.name == column);
+                    let problem = if !partitioned {
+                        Some(format!(
+                            "`{column}` is not a partition column of its contract"
+                        ))
+                    } else if product.schema().property(folder).is_some() {
+                        Some(format!(
+                            "partition folder name `{folder}` is a column of its contract"
+                        ))
+                    } else {
+                        validate_identifier(folder).err().map(|e| e.to_string())
+                    };
+                    if let Some(m) = problem {
+                        let (line, col) = loader.position(p.name.span().start);
+                        return Err(Error::Config(format!(
+                            "{origin}:{line}:{col}: product `{name}`: partition_names: {m}"
+                        )));
+                    }
+                }
+                product.partition_names.clone_from(&p.partition_names);
                 if let Some(e) = cdc_problem(&product, source) {
                     let (line, column) = loader.position(p.source.span().start);
                     return Err(Error::Config(format!(
@@ -1580,6 +1682,7 @@ impl Loader<'_> {
             dropped: protection.dropped,
             violations,
             source_map,
+            partition_names: BTreeMap::new(),
         })
     }
 }

@@ -63,6 +63,8 @@ fn action_of(method: MaskMethod) -> Action {
         MaskMethod::Hash => Action::Hash,
         MaskMethod::Redact => Action::Redact,
         MaskMethod::Null => Action::Null,
+        // Unsalted: a pseudonym, not the protection a policy's `hash` stands for.
+        MaskMethod::Sha256 => Action::None,
     }
 }
 
@@ -120,6 +122,9 @@ pub(crate) fn protection(
             None => {
                 out.mask.insert(p.name.clone(), needed);
             }
+            // Without a policy, the default hash of `pii` accepts a recipe's explicit choice of
+            // the unsalted pseudonym (`sha256`); a policy's `hash` requires the salted one.
+            Some(MaskMethod::Sha256) if policy.is_none() && action == Action::Hash => {}
             Some(written) if action_of(*written) < action => {
                 let classification = p.classification.as_deref().unwrap_or_default();
                 out.weaker.push((

@@ -137,6 +137,8 @@ pub struct PartitionedWriter {
     version: String,
     schema: SchemaRef,
     columns: Vec<usize>,
+    /// Folder name of each partition column (default its name).
+    folders: Vec<String>,
     sinks: BTreeMap<String, ParquetSink>,
 }
 
@@ -163,10 +165,19 @@ impl PartitionedWriter {
             bucket: bucket.into(),
             prefix: product_prefix(product),
             version: version.into(),
+            folders: partition_columns.to_vec(),
             schema,
             columns,
             sinks: BTreeMap::new(),
         })
+    }
+
+    /// Names the partition folders: `folders[i]` for the `i`-th partition column.
+    pub fn with_folders(mut self, folders: Vec<String>) -> Self {
+        if folders.len() == self.columns.len() {
+            self.folders = folders;
+        }
+        self
     }
 
     /// Writes a batch, routing each row to its partition's file.
@@ -178,8 +189,8 @@ impl PartitionedWriter {
         let values: Vec<&ArrayRef> = self.columns.iter().map(|&i| batch.column(i)).collect();
         for row in 0..batch.num_rows() {
             let mut path = String::new();
-            for (&i, array) in self.columns.iter().zip(&values) {
-                path.push_str(self.schema.field(i).name());
+            for (folder, array) in self.folders.iter().zip(&values) {
+                path.push_str(folder);
                 path.push('=');
                 path.push_str(&escape_partition(&partition_value(array.as_ref(), row)?));
                 path.push('/');

@@ -34,6 +34,24 @@ pub struct ColumnSpec {
     pub formats: Vec<String>,
     /// What to do with a decimal written with more fraction digits than the column's scale.
     pub rounding: DecimalRounding,
+    /// Lenient typing (recipe `lenient` / `keep_raw`): a value that cannot be typed becomes
+    /// null instead of quarantining its row.
+    pub lenient: bool,
+    /// For a raw-text column (`<column>_raw` of `keep_raw`): the column whose text it holds.
+    pub source: Option<String>,
+    /// Only `formats` read timestamps (recipe `timestamps.builtin = false`): the built-in
+    /// shapes are not tried.
+    pub only_formats: bool,
+    /// A regular expression the text of a value must match (trimmed) before it is typed
+    /// (recipe `patterns`).
+    pub pattern: Option<regex::Regex>,
+}
+
+impl ColumnSpec {
+    /// The name of the field this column is read from in the file.
+    pub fn read_from(&self) -> &str {
+        self.source.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// What typing does with a decimal written with more fraction digits than the column's scale
@@ -81,7 +99,20 @@ pub enum Cell {
 
 /// Parses a text value (CSV) into a cell of the spec's type. Blank text is null.
 pub fn parse_text(spec: &ColumnSpec, text: &str) -> Result<Cell, String> {
+    matches_pattern(spec, text)?;
     parse_str(&spec.data_type, text, spec)
+}
+
+/// The recipe's `patterns`: text that does not match cannot be typed (blank text is null).
+fn matches_pattern(spec: &ColumnSpec, text: &str) -> Result<(), String> {
+    match &spec.pattern {
+        Some(re) if !text.trim().is_empty() && !re.is_match(text.trim()) => Err(format!(
+            "`{}` does not match the pattern `{}`",
+            shorten(text.trim()),
+            re.as_str()
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn parse_str(dt: &DataType, text: &str, spec: &ColumnSpec) -> Result<Cell, String> {
@@ -140,6 +171,11 @@ fn parse_str(dt: &DataType, text: &str, spec: &ColumnSpec) -> Result<Cell, Strin
 
 /// Parses a JSON value (NDJSON) into a cell of the spec's type.
 pub fn parse_json(spec: &ColumnSpec, value: &Value) -> Result<Cell, String> {
+    match value {
+        Value::String(s) => matches_pattern(spec, s)?,
+        Value::Number(n) => matches_pattern(spec, &n.to_string())?,
+        _ => {}
+    }
     parse_json_as(&spec.data_type, value, spec)
 }
 
@@ -404,6 +440,20 @@ fn with_format(t: &str, f: &str, spec: &ColumnSpec) -> Result<Option<i64>, Strin
             .filter(|us| (EPOCH_MIN_MICROS..EPOCH_MAX_MICROS).contains(us)))
     };
     match f {
+        "iso8601" => match iso8601(t) {
+            None => Ok(None),
+            Some((naive, None)) => local_to_utc(naive, spec).map(Some),
+            Some((naive, Some(offset))) => Ok(Some(
+                naive.and_utc().timestamp_micros() - i64::from(offset) * 1_000_000,
+            )),
+        },
+        "epoch_s_9to11" => {
+            if (9..=11).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(t.parse::<i64>().ok().and_then(|v| v.checked_mul(1_000_000)))
+            } else {
+                Ok(None)
+            }
+        }
         "epoch_s" => epoch(1_000_000),
         "epoch_ms" => epoch(1_000),
         "epoch_us" => epoch(1),
@@ -420,6 +470,62 @@ fn with_format(t: &str, f: &str, spec: &ColumnSpec) -> Result<Option<i64>, Strin
             }
         }
     }
+}
+
+/// The strict ISO 8601 grammar of the `iso8601` format:
+/// `YYYY-MM-DD[T ]hh:mm:ss[.f]` with 1 to 6 fraction digits, then nothing (a naive time), `Z`,
+/// or an offset `±hh:mm` / `±hhmm`. Returns the date-time as written and the offset in seconds
+/// east of UTC; `None` when the text has another shape or names no valid date or time
+/// (`2024-02-30`, `25:61`); `24:00:00` is the next day's midnight.
+fn iso8601(t: &str) -> Option<(NaiveDateTime, Option<i32>)> {
+    let b = t.as_bytes();
+    let digits = |from: usize, n: usize| -> Option<u32> {
+        let s = b.get(from..from + n)?;
+        s.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| s.iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0')))
+    };
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    if b.len() < 19 || !at(4, b'-') || !at(7, b'-') || !(at(10, b'T') || at(10, b' ')) {
+        return None;
+    }
+    if !at(13, b':') || !at(16, b':') {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    let mut i = 19;
+    let mut micros = 0u32;
+    if at(i, b'.') {
+        let n = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=6).contains(&n) {
+            return None;
+        }
+        micros = digits(i + 1, n)? * 10u32.pow(6 - n as u32);
+        i += 1 + n;
+    }
+    let offset = match b.get(i) {
+        None => None,
+        Some(b'Z') if i + 1 == b.len() => Some(0),
+        Some(&sign @ (b'+' | b'-')) => {
+            let hh = digits(i + 1, 2)?;
+            let rest = if at(i + 3, b':') { i + 4 } else { i + 3 };
+            let mm = digits(rest, 2)?;
+            if rest + 2 != b.len() || mm > 59 {
+                return None;
+            }
+            let secs = i32::try_from(hh * 3600 + mm * 60).ok()?;
+            Some(if sign == b'-' { -secs } else { secs })
+        }
+        Some(_) => return None,
+    };
+    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
+    // `24:00:00` is the midnight that ends the day, as ISO 8601 (and DuckDB) read it.
+    if (hour, minute, second, micros) == (24, 0, 0, 0) {
+        return Some((date.succ_opt()?.and_time(NaiveTime::MIN), offset));
+    }
+    let time = NaiveTime::from_hms_micro_opt(hour, minute, second, micros)?;
+    Some((date.and_time(time), offset))
 }
 
 /// Parses a timestamp to UTC microseconds: the recipe's formats in order, then the contract's
@@ -443,6 +549,9 @@ pub fn timestamp(t: &str, spec: &ColumnSpec) -> Result<i64, String> {
             )
         }
     };
+    if spec.only_formats {
+        return Err(unreadable());
+    }
     if t.bytes().all(|b| b.is_ascii_digit()) {
         let v: i64 = t.parse().map_err(|_| unreadable())?;
         return match t.len() {
@@ -733,6 +842,10 @@ mod tests {
             format: None,
             formats: Vec::new(),
             rounding: DecimalRounding::Reject,
+            lenient: false,
+            source: None,
+            only_formats: false,
+            pattern: None,
         }
     }
 
@@ -771,6 +884,54 @@ mod tests {
             parse_text(&paris, "2024-05-01 12:00:00"),
             Ok(Cell::Timestamp(ts("2024-05-01T10:00:00Z")))
         );
+    }
+
+    #[test]
+    fn the_strict_grammar_reads_only_its_shapes() {
+        let s = ColumnSpec {
+            formats: vec!["epoch_s_9to11".into(), "iso8601".into()],
+            only_formats: true,
+            ..spec(DataType::Timestamp(
+                TimeUnit::Microsecond,
+                Some("UTC".into()),
+            ))
+        };
+        for (text, expected) in [
+            ("2024-05-01T10:00:00Z", "2024-05-01T10:00:00Z"),
+            ("2024-05-01 12:00:00+0200", "2024-05-01T10:00:00Z"),
+            (
+                "2024-05-01T12:00:00.123456+02:00",
+                "2024-05-01T10:00:00.123456Z",
+            ),
+            ("2024-05-01T09:30:00-00:30", "2024-05-01T10:00:00Z"),
+            ("2024-05-01 10:00:00", "2024-05-01T10:00:00Z"),
+            ("2024-04-30 24:00:00", "2024-05-01T00:00:00Z"),
+            ("1714557600", "2024-05-01T10:00:00Z"),
+            ("099999999", "1973-03-03T09:46:39Z"),
+        ] {
+            assert_eq!(
+                parse_text(&s, text),
+                Ok(Cell::Timestamp(ts(expected))),
+                "{text}"
+            );
+        }
+        for text in [
+            "2024-05-01",
+            "2024-05-01T10:00",
+            "2024-05-01T10:00:00.1234567Z",
+            "2024-05-01T10:00:00.Z",
+            "2024-05-01T10:00:00+02",
+            "2024-05-01T10:00:00z",
+            "2024-05-01t10:00:00Z",
+            "2024-02-30T10:00:00Z",
+            "2024-05-01T25:61:00Z",
+            "2024-05-01T23:59:60Z",
+            "99999999",
+            "171455760000",
+            "-1714557600",
+        ] {
+            assert!(parse_text(&s, text).is_err(), "{text}");
+        }
     }
 
     #[test]

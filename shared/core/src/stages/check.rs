@@ -66,8 +66,9 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
     let mut pii = super::policy::PiiScan::new(ctx, product);
     let mut stream = ctx.storage.read_parquet(bucket, key).await?;
     let schema = masker.schema(stream.schema())?;
+    let published = published_columns(product, &schema);
     while let Some(batch) = stream.next().await {
-        let batch = masker.apply(&batch?)?;
+        let batch = masker.apply(&batch?.project(&published)?)?;
         record.rows_in += batch.num_rows() as u64;
         checker.update(&batch);
         pii.update(&batch);
@@ -115,9 +116,12 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
 
     // Pass 2: write the partitioned files, then commit.
     let mut stream = ctx.storage.read_parquet(bucket, key).await?;
-    let mut writer = decision.writer(masker.schema(stream.schema())?)?;
+    let mut writer =
+        decision.writer(masker.schema(&Arc::new(stream.schema().project(&published)?))?)?;
     while let Some(batch) = stream.next().await {
-        writer.write(&masker.apply(&batch?)?).await?;
+        writer
+            .write(&masker.apply(&batch?.project(&published)?)?)
+            .await?;
     }
     let report_key = format!(
         "{}_reports/{id}.json",
@@ -128,6 +132,18 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         .commit(writer, CommitMode::Append, &mut record)
         .await?;
     runs::save(&ctx.storage, bucket, record, started).await
+}
+
+/// The columns of the cleaned object that are published: the contract's (not the raw text
+/// columns `keep_raw` adds for clean and quarantine).
+fn published_columns(product: &Product, schema: &arrow::datatypes::SchemaRef) -> Vec<usize> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| product.schema().property(f.name()).is_some())
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Applies the product's personal-data protection to batches.
@@ -206,6 +222,7 @@ impl Masker {
                             .chain_update(v.as_bytes())
                             .finalize(),
                     ),
+                    MaskMethod::Sha256 => hex::encode(Sha256::digest(v.as_bytes())),
                     MaskMethod::Redact => {
                         // The last four characters are kept only of long values (card or phone
                         // numbers); a short value would be published whole.

@@ -56,8 +56,31 @@ use crate::typing::{ColumnBuilder, ColumnSpec, parse_json, parse_text};
 /// Applies the recipe's typing options to the column specs ingest types values with: the
 /// timestamp formats and zone (`timestamps`), the decimal rounding (`decimal_rounding`).
 pub fn apply_typing(recipe: &CleanRecipe, specs: &mut [ColumnSpec]) -> Result<()> {
+    for c in &recipe.decimal_rounding_columns {
+        if !specs.iter().any(|s| &s.name == c) {
+            return Err(Error::Config(format!(
+                "decimal_rounding_columns names `{c}`, which the contract does not have"
+            )));
+        }
+    }
+    for (c, pattern) in &recipe.patterns {
+        let spec = specs.iter_mut().find(|s| &s.name == c).ok_or_else(|| {
+            Error::Config(format!(
+                "patterns names `{c}`, which the contract does not have"
+            ))
+        })?;
+        spec.pattern = Some(regex::Regex::new(pattern).map_err(|e| {
+            Error::Config(format!(
+                "patterns: `{pattern}` of `{c}` does not compile: {e}"
+            ))
+        })?);
+    }
     for spec in specs.iter_mut() {
-        spec.rounding = recipe.decimal_rounding;
+        if recipe.decimal_rounding_columns.is_empty()
+            || recipe.decimal_rounding_columns.contains(&spec.name)
+        {
+            spec.rounding = recipe.decimal_rounding;
+        }
     }
     let Some(t) = &recipe.timestamps else {
         return Ok(());
@@ -95,6 +118,7 @@ pub fn apply_typing(recipe: &CleanRecipe, specs: &mut [ColumnSpec]) -> Result<()
             continue;
         }
         spec.formats.clone_from(&t.formats);
+        spec.only_formats = !t.builtin;
         if spec.timezone.is_none() {
             spec.timezone = zone;
         }
@@ -107,6 +131,22 @@ pub fn apply_typing(recipe: &CleanRecipe, specs: &mut [ColumnSpec]) -> Result<()
 pub fn validate(object: &SchemaObject, recipe: &CleanRecipe) -> std::result::Result<(), String> {
     let (schema, mut specs) = super::staged_schema(object).map_err(|e| e.to_string())?;
     apply_typing(recipe, &mut specs).map_err(|e| e.to_string())?;
+    for c in recipe.lenient.iter().chain(&recipe.keep_raw) {
+        if object.property(c).is_none() {
+            return Err(format!(
+                "lenient / keep_raw names `{c}`, which the contract does not have"
+            ));
+        }
+    }
+    for c in &recipe.keep_raw {
+        let raw = super::raw_column(c);
+        if object.property(&raw).is_some() {
+            return Err(format!(
+                "keep_raw: `{c}` keeps its text in `{raw}`, which is already a contract column"
+            ));
+        }
+    }
+    let (schema, specs) = super::with_raw_columns(recipe, &schema, specs);
     Cleaner::new(object, recipe, &schema, &specs)
         .map(|_| ())
         .map_err(|e| match e {
@@ -170,6 +210,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
                 dedupe.scan(
                     &cleaner,
                     &prepared.batch,
+                    &prepared.hashes,
                     order_col,
                     row,
                     recipe.drop_exact_duplicates,
@@ -241,7 +282,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         let batch = prepared.batch;
         let n = batch.num_rows();
         record.rows_in += n as u64;
-        let row_hashes = cleaner.row_hashes(&batch)?;
+        let row_hashes = prepared.hashes;
         let key_hashes = cleaner.key_hashes(&batch)?;
         let verdicts = cleaner.verdicts(&batch, prepared.reasons)?;
         let mut keep = Vec::with_capacity(n);
@@ -320,6 +361,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         }
     }
     record.dropped = duplicates + superseded;
+    record.superseded = superseded;
     if duplicates > 0 {
         record
             .notes
@@ -381,11 +423,11 @@ impl Dedupe {
         &mut self,
         cleaner: &Cleaner,
         batch: &RecordBatch,
+        row_hashes: &[u128],
         order_col: usize,
         row: u64,
         exact: bool,
     ) -> Result<()> {
-        let row_hashes = cleaner.row_hashes(batch)?;
         let key_hashes = cleaner.key_hashes(batch)?;
         let order = ordering_values(batch.column(order_col))?;
         for i in 0..batch.num_rows() {
@@ -495,6 +537,8 @@ struct Gaps {
 #[derive(Debug)]
 struct Cleaner {
     trim: bool,
+    /// Exact duplicates compared as read (trimmed only), not as normalized.
+    duplicates_as_read: bool,
     lower: HashSet<usize>,
     upper: HashSet<usize>,
     /// Column → lower-cased value → the contract's spelling.
@@ -515,6 +559,10 @@ struct Cleaner {
     schema: SchemaRef,
     gaps: Option<Gaps>,
     latest: Option<usize>,
+    /// Column → its `<column>_raw` text column (`keep_raw`).
+    raw_of: HashMap<usize, usize>,
+    /// Column → the columns whose first non-null value fills its nulls (`coalesce`).
+    coalesce: Vec<(usize, Vec<usize>)>,
     key_columns: Vec<usize>,
     all_rows: RowConverter,
     keys: Option<RowConverter>,
@@ -536,6 +584,8 @@ type Clip = (
 /// A batch conformed to the staged schema and normalized, with the rows structuring refused.
 struct Prepared {
     batch: RecordBatch,
+    /// Hashes of the rows, for exact duplicates (as normalized, or as read).
+    hashes: Vec<u128>,
     reasons: Vec<Option<String>>,
     /// Values set from the defaults, per row.
     defaulted: Vec<u32>,
@@ -597,6 +647,28 @@ impl Cleaner {
                 ColumnBuilder::new(Arc::clone(&schema.fields()[i])).map_err(Error::Config)?;
             b.append(&cell);
             defaults.push((i, b.finish()));
+        }
+        let mut raw_of = HashMap::new();
+        for c in &recipe.keep_raw {
+            let raw = super::raw_column(c);
+            raw_of.insert(index(c)?, index(&raw)?);
+        }
+        let mut coalesce = Vec::new();
+        for (target, sources) in &recipe.coalesce {
+            let t = index(target)?;
+            let mut from = Vec::new();
+            for c in sources {
+                let i = index(c)?;
+                if schema.field(i).data_type() != schema.field(t).data_type() {
+                    return Err(Error::Config(format!(
+                        "coalesce: `{c}` ({}) cannot fill `{target}` ({})",
+                        schema.field(i).data_type(),
+                        schema.field(t).data_type()
+                    )));
+                }
+                from.push(i);
+            }
+            coalesce.push((t, from));
         }
         let mut canonical = HashMap::new();
         let mut rules = Vec::new();
@@ -802,6 +874,7 @@ impl Cleaner {
         };
         Ok(Cleaner {
             trim: recipe.trim,
+            duplicates_as_read: recipe.duplicates_as_read,
             lower,
             upper,
             canonical,
@@ -817,6 +890,8 @@ impl Cleaner {
             schema: Arc::clone(schema),
             gaps,
             latest,
+            raw_of,
+            coalesce,
             key_columns,
             all_rows,
             keys,
@@ -872,9 +947,19 @@ impl Cleaner {
         )?;
         let batch = super::conform(&structured, &self.schema)?;
         let batch = self.flatten(&batch, &mut reasons)?;
+        let as_read = if self.duplicates_as_read {
+            Some(self.row_hashes(&self.trimmed(&batch)?)?)
+        } else {
+            None
+        };
         let (batch, defaulted) = self.normalize(&batch)?;
+        let hashes = match as_read {
+            Some(h) => h,
+            None => self.row_hashes(&batch)?,
+        };
         Ok(Prepared {
             batch,
+            hashes,
             reasons,
             defaulted,
         })
@@ -991,6 +1076,12 @@ impl Cleaner {
                 .collect();
             *col = Arc::new(out);
         }
+        for (target, sources) in &self.coalesce {
+            for &from in sources {
+                let present = is_not_null(&columns[*target])?;
+                columns[*target] = zip(&present, &columns[*target], &columns[from])?;
+            }
+        }
         let mut defaulted = vec![0u32; batch.num_rows()];
         for (i, default) in &self.defaults {
             for (r, d) in defaulted.iter_mut().enumerate() {
@@ -1007,6 +1098,26 @@ impl Cleaner {
             columns[*i] = filled;
         }
         Ok((RecordBatch::try_new(batch.schema(), columns)?, defaulted))
+    }
+
+    /// The batch with strings trimmed (blank → null) and nothing else normalized.
+    fn trimmed(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        if !self.trim {
+            return Ok(batch.clone());
+        }
+        let mut columns = batch.columns().to_vec();
+        for col in &mut columns {
+            if col.data_type() != &DataType::Utf8 {
+                continue;
+            }
+            let out: StringArray = col
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(str::trim).filter(|v| !v.is_empty()))
+                .collect();
+            *col = Arc::new(out);
+        }
+        Ok(RecordBatch::try_new(batch.schema(), columns)?)
     }
 
     fn row_hashes(&self, batch: &RecordBatch) -> Result<Vec<u128>> {
@@ -1047,9 +1158,16 @@ impl Cleaner {
             let array = batch.column(*col);
             match rule {
                 RowRule::Required => {
+                    // With `keep_raw`, a null whose text was there could not be typed.
+                    let raw = self.raw_of.get(col).map(|&i| batch.column(i));
                     for r in (0..n).filter(|&r| array.is_null(r)) {
                         if reasons[r].is_none() {
-                            reasons[r] = Some(format!("missing_{name}"));
+                            let invalid = raw.is_some_and(|a| a.is_valid(r));
+                            reasons[r] = Some(if invalid {
+                                format!("invalid_{name}")
+                            } else {
+                                format!("missing_{name}")
+                            });
                         }
                     }
                 }

@@ -34,7 +34,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::keys::{Zone, input_id, stem};
-use crate::mesh::{ProductKind, SourceConfig, SourceFormat, UnknownColumns};
+use crate::mesh::{ProductKind, ShortRows, SourceConfig, SourceFormat, UnknownColumns};
 use crate::runs::{self, Drift, InputRef, RunRecord, RunStatus};
 use crate::storage::BATCH_ROWS;
 use crate::typing::{Cell, ColumnBuilder, ColumnSpec, parse_json, parse_text};
@@ -366,6 +366,8 @@ impl<'a> Rows<'a> {
             }
             match cell(i, spec) {
                 Ok(c) => self.cells.push(c),
+                // Lenient typing: the value becomes null (its text may be kept in `<c>_raw`).
+                Err(_) if spec.lenient => self.cells.push(Cell::Null),
                 Err(reason) => {
                     return self.bad(at, format!("column `{}`: {reason}", spec.name), raw());
                 }
@@ -452,7 +454,7 @@ impl<'a> Rows<'a> {
         }
         self.objects = true;
         for (seen, spec) in self.seen.iter_mut().zip(&plan.specs) {
-            if !*seen && map.contains_key(&spec.name) {
+            if !*seen && map.contains_key(spec.read_from()) {
                 *seen = true;
             }
         }
@@ -461,7 +463,7 @@ impl<'a> Rows<'a> {
             at,
             || value.clone(),
             extras,
-            |_, spec| parse_json(spec, map.get(&spec.name).unwrap_or(&Value::Null)),
+            |_, spec| parse_json(spec, map.get(spec.read_from()).unwrap_or(&Value::Null)),
         )
     }
 }
@@ -583,10 +585,11 @@ fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
                 if !plan.is_read(i) {
                     return None;
                 }
+                let name = s.read_from();
                 header
                     .iter()
-                    .position(|h| *h == s.name)
-                    .or_else(|| header.iter().position(|h| h.eq_ignore_ascii_case(&s.name)))
+                    .position(|h| h == name)
+                    .or_else(|| header.iter().position(|h| h.eq_ignore_ascii_case(name)))
             })
             .collect();
         if positions.iter().all(Option::is_none) {
@@ -634,7 +637,11 @@ fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
                 .line_at(record.position().map_or(0, |p| p.byte())),
         );
         let raw = || Value::Array(record.iter().map(|f| Value::String(lossy(f))).collect());
-        if record.len() != width {
+        let short_ok = source.header
+            && source.short_rows == ShortRows::Null
+            && record.len() < width
+            && !record.is_empty();
+        if record.len() != width && !short_ok {
             rows.stats.rows += 1;
             let reason = if source.header {
                 format!(

@@ -98,6 +98,10 @@ pub fn staged_schema(object: &SchemaObject) -> Result<(SchemaRef, Vec<ColumnSpec
             format: prop.options.format.as_deref().map(jdk_to_chrono),
             formats: Vec::new(),
             rounding: crate::typing::DecimalRounding::Reject,
+            lenient: false,
+            source: None,
+            only_formats: false,
+            pattern: None,
         });
     }
     Ok((Arc::new(Schema::new(fields)), specs))
@@ -109,8 +113,54 @@ pub fn staged_schema_for(product: &Product) -> Result<(SchemaRef, Vec<ColumnSpec
     let (schema, mut specs) = staged_schema(product.schema())?;
     if let crate::mesh::ProductKind::Source { clean, .. } = &product.kind {
         clean::apply_typing(clean, &mut specs)?;
+        return Ok(with_raw_columns(clean, &schema, specs));
     }
     Ok((schema, specs))
+}
+
+/// The recipe's lenient columns marked in their specs, and one text column `<column>_raw` per
+/// `keep_raw` column appended after the contract's columns: it holds the value as the file wrote
+/// it, for clean's `invalid_<column>` reason and the quarantine. Raw columns are never published.
+pub(crate) fn with_raw_columns(
+    recipe: &crate::mesh::CleanRecipe,
+    schema: &SchemaRef,
+    mut specs: Vec<ColumnSpec>,
+) -> (SchemaRef, Vec<ColumnSpec>) {
+    if recipe.lenient.is_empty() && recipe.keep_raw.is_empty() {
+        return (Arc::clone(schema), specs);
+    }
+    for spec in &mut specs {
+        if recipe.lenient.contains(&spec.name) || recipe.keep_raw.contains(&spec.name) {
+            spec.lenient = true;
+        }
+    }
+    let mut fields: Vec<arrow::datatypes::FieldRef> = schema.fields().iter().cloned().collect();
+    for column in &recipe.keep_raw {
+        let name = raw_column(column);
+        fields.push(Arc::new(arrow::datatypes::Field::new(
+            &name,
+            arrow::datatypes::DataType::Utf8,
+            true,
+        )));
+        specs.push(ColumnSpec {
+            name,
+            data_type: arrow::datatypes::DataType::Utf8,
+            timezone: None,
+            format: None,
+            formats: Vec::new(),
+            rounding: crate::typing::DecimalRounding::Reject,
+            lenient: false,
+            source: Some(column.clone()),
+            only_formats: false,
+            pattern: None,
+        });
+    }
+    (Arc::new(Schema::new(fields)), specs)
+}
+
+/// The name of the raw-text column `keep_raw` adds for `column`.
+pub fn raw_column(column: &str) -> String {
+    format!("{column}_raw")
 }
 
 /// Casts a batch to `schema` by column name: a column of another type is cast, a missing one is

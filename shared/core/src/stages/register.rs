@@ -234,7 +234,10 @@ pub fn table_for(product: &Product, database: &str, location: &str) -> Result<Ta
             data_type: athena_type(field.data_type())?,
             comment: prop.description.clone(),
         };
-        if !partition_names.contains(prop.name.as_str()) {
+        // A partition folder named after its column replaces the column in Hive's view; one
+        // with its own name (`partition_names`) leaves the column in the files' columns.
+        let renamed = product.partition_names.contains_key(&prop.name);
+        if renamed || !partition_names.contains(prop.name.as_str()) {
             columns.push(column);
         }
     }
@@ -247,7 +250,7 @@ pub fn table_for(product: &Product, database: &str, location: &str) -> Result<Ta
             athena_type(&dt)?
         };
         partition_keys.push(Column {
-            name: prop.name.clone(),
+            name: product.partition_folder(&prop.name).to_owned(),
             data_type,
             comment: prop.description.clone(),
         });

@@ -44,14 +44,19 @@ impl Version<'_> {
             .iter()
             .map(|p| p.name.clone())
             .collect();
-        PartitionedWriter::new(
+        let folders = partition_columns
+            .iter()
+            .map(|c| self.product.partition_folder(c).to_owned())
+            .collect();
+        Ok(PartitionedWriter::new(
             &self.ctx.storage,
             self.bucket,
             &self.product.name,
             self.id,
             schema,
             &partition_columns,
-        )
+        )?
+        .with_folders(folders))
     }
 
     /// Stores a check report as JSON.

@@ -34,6 +34,8 @@ mod ingest_formats;
 #[cfg(test)]
 mod ingest_ndjson;
 #[cfg(test)]
+mod lenient;
+#[cfg(test)]
 mod mesh;
 #[cfg(test)]
 mod policy;
