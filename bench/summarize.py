@@ -14,6 +14,7 @@ Sections, each printed when its input exists:
   results/zip_sizes.tsv   each function's Lambda zip (arm64) against 10 MB
 """
 import glob
+import json
 import math
 import os
 import statistics
@@ -235,6 +236,33 @@ def run_tables(stats, inputs):
     return out
 
 
+def stage_section(res):
+    """In-process stage seconds from the reports the runs left (report_<engine>_<rows>_<format>
+    _<rep>.json, `stage_seconds`), median per stage; each engine names its own stages."""
+    stages = defaultdict(lambda: defaultdict(list))
+    for f in glob.glob(os.path.join(res, "report_*.json")):
+        try:
+            rep = json.load(open(f))
+            engine, size, fmt, _ = os.path.basename(f)[len("report_"):-len(".json")].rsplit(
+                "_", 3)
+            key = (int(size), fmt, engine)
+        except ValueError:
+            continue
+        for name, sec in (rep.get("stage_seconds") or {}).items():
+            if isinstance(sec, (int, float)):
+                stages[key][name].append(sec)
+    if not stages:
+        return []
+    out = ["## In-process stage seconds (from each run's report.json, median)\n",
+           "| rows | input | engine | stages |", "|---:|---|---|---|"]
+    for key in sorted(stages):
+        out.append("| %s | %s | %s | %s |" % (
+            "{:,}".format(key[0]), key[1], key[2],
+            ", ".join("%s %.2f" % (n, med(v)) for n, v in stages[key].items())))
+    out.append("")
+    return out
+
+
 def verify_section(res):
     out = []
     vfiles = sorted(glob.glob(os.path.join(res, "verify_*.txt")))
@@ -299,6 +327,7 @@ def main(argv):
         if os.path.exists(ifile):
             inputs = {(int(r["size"]), r["format"]): int(r["bytes"]) for r in load_tsv(ifile)}
         out.extend(run_tables(engine_stats(load_runs(runs_file)), inputs))
+    out.extend(stage_section(res))
     out.extend(verify_section(res))
     if os.path.exists(os.path.join(res, "cold_start.tsv")):
         out.extend(cold_section(os.path.join(res, "cold_start.tsv")))

@@ -115,6 +115,13 @@ class Report(unittest.TestCase):
         self.assertIn("Tessera 300 MiB (largest of 1 runs): **FAIL**", text)
         self.assertIn("| 6.00 | 6.0 | 1000 | 1.50 | 3.33 | 2 (1) |", text)
 
+    def test_stage_seconds(self):
+        text = self.report([run_line("duckdb", 1000000, "csv", 1, 6.0, 6.0, 1000)], {
+            "report_duckdb_1000000_csv_1.json": '{"stage_seconds": {"read": 1.0, "write": 2.0}}',
+            "report_duckdb_1000000_csv_2.json": '{"stage_seconds": {"read": 3.0, "write": 2.0}}',
+            "report_bad.json": "{}"})
+        self.assertIn("| 1,000,000 | csv | duckdb | read 2.00, write 2.00 |", text)
+
     def test_peers_only(self):
         text = self.report([run_line("duckdb", 1000000, "csv", 1, 6.0, 6.0, 1000)])
         self.assertIn("no Tessera run, targets not evaluated", text)
