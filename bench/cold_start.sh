@@ -10,7 +10,7 @@
 # uses binaries already built in DIR instead of building.
 set -euo pipefail
 if [ $# -lt 1 ]; then
-    sed -n 2,11p "$0" | sed 's/^# \{0,1\}//'
+    sed -n 2,10p "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

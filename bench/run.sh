@@ -35,7 +35,7 @@
 set -euo pipefail
 
 if [ $# -lt 1 ]; then
-    sed -n 2,31p "$0" | sed 's/^# \{0,1\}//'
+    sed -n 2,34p "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

@@ -13,7 +13,7 @@
 # DIR/<function>/bootstrap.zip instead of building.
 set -euo pipefail
 if [ $# -lt 1 ]; then
-    sed -n 2,14p "$0" | sed 's/^# \{0,1\}//'
+    sed -n 2,13p "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
