@@ -242,7 +242,8 @@ def stage_section(res):
     stages = defaultdict(lambda: defaultdict(list))
     for f in glob.glob(os.path.join(res, "report_*.json")):
         try:
-            rep = json.load(open(f))
+            with open(f, encoding="utf-8") as fh:
+                rep = json.load(fh)
             engine, size, fmt, _ = os.path.basename(f)[len("report_"):-len(".json")].rsplit(
                 "_", 3)
             key = (int(size), fmt, engine)
