@@ -67,9 +67,12 @@ pub struct ProductRef {
 /// domain's name: the aggregate function then reads it where its owner publishes it
 /// ([`Access::foreign_reads`]), read-only, with the owner's key.
 pub fn aggregation_inputs(domain: &Domain) -> Vec<ProductRef> {
-    let mut inputs: Vec<ProductRef> = domain
-        .products
-        .iter()
+    ports(domain.products.iter())
+}
+
+/// The products read through the input ports of `products`, sorted, once each.
+fn ports<'a>(products: impl Iterator<Item = &'a tessera_core::mesh::Product>) -> Vec<ProductRef> {
+    let mut inputs: Vec<ProductRef> = products
         .flat_map(|p| p.inputs())
         .map(|i| ProductRef {
             domain: i.domain,
@@ -114,27 +117,13 @@ pub const ATHENA_GLUE_ACTIONS: [&str; 5] = [
 /// The tables Athena reads for a domain's aggregations with `engine = "athena"`: every input port
 /// of those aggregations.
 pub fn pushdown_inputs(domain: &Domain) -> Vec<ProductRef> {
-    let mut inputs: Vec<ProductRef> = domain
-        .products
-        .iter()
-        .filter(|p| {
-            matches!(
-                p.kind,
-                ProductKind::Aggregate {
-                    engine: Engine::Athena,
-                    ..
-                }
-            )
-        })
-        .flat_map(|p| p.inputs())
-        .map(|i| ProductRef {
-            domain: i.domain,
-            product: i.product,
-        })
-        .collect();
-    inputs.sort();
-    inputs.dedup();
-    inputs
+    let names = pushed_down(domain);
+    ports(
+        domain
+            .products
+            .iter()
+            .filter(|p| names.contains(&p.name.as_str())),
+    )
 }
 
 /// A domain's aggregations pushed down to Athena.
