@@ -120,12 +120,9 @@ pub async fn run(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "orders".into());
-    let data =
-        std::fs::read(raw_file).with_context(|| format!("reading `{}`", raw_file.display()))?;
+    // Streamed in: memory does not follow the file's size.
     let raw_key = format!("raw/{}/{name}", product.name);
-    ctx.storage
-        .put(&bucket, &raw_key, Bytes::from(data))
-        .await?;
+    ctx.storage.put_file(&bucket, &raw_key, raw_file).await?;
     let t_land = t0.elapsed().as_secs_f64();
 
     let (deliveries, failures) = crate::commands::deliver(&emb).await?;

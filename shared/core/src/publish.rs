@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
-use arrow::compute::take;
+use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, Date32Type, SchemaRef, TimeUnit};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -128,7 +128,17 @@ pub async fn commit(
     )))
 }
 
+/// Memory the open files of one [`PartitionedWriter`] may hold before the largest ends its row
+/// group early: with one file per partition open at once, memory stays bounded however many
+/// partitions a version has.
+pub const PARTITION_WRITER_BUDGET: usize = 64 << 20;
+
 /// Splits batches by partition values and writes one Parquet file per partition.
+///
+/// Files are written under the version's pending folder, `products/<product>/_pending/<version>/`,
+/// which no reader and no catalog partition looks at (Hive readers skip `_` folders); the
+/// version's stage moves them to their partitions ([`Pending::publish`]) once it decides to
+/// publish, or deletes them ([`Pending::discard`]).
 #[derive(Debug)]
 pub struct PartitionedWriter {
     storage: Storage,
@@ -180,13 +190,25 @@ impl PartitionedWriter {
         self
     }
 
-    /// Writes a batch, routing each row to its partition's file.
-    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
+    /// The rows of a batch per partition path (`col=value/...`), in path order.
+    fn groups(&self, batch: &RecordBatch) -> Result<BTreeMap<String, Vec<u32>>> {
         let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         let values: Vec<&ArrayRef> = self.columns.iter().map(|&i| batch.column(i)).collect();
+        // One date or timestamp column (the usual case): group by day number, then name each
+        // group once.
+        if let ([array], [folder]) = (values.as_slice(), self.folders.as_slice())
+            && let Some(days) = day_numbers(array.as_ref())
+        {
+            let mut by_day: BTreeMap<Option<i64>, Vec<u32>> = BTreeMap::new();
+            for (row, day) in days.enumerate() {
+                by_day.entry(day).or_default().push(row as u32);
+            }
+            for rows in by_day.into_values() {
+                let value = partition_value(array.as_ref(), rows[0] as usize)?;
+                groups.insert(format!("{folder}={}/", escape_partition(&value)), rows);
+            }
+            return Ok(groups);
+        }
         for row in 0..batch.num_rows() {
             let mut path = String::new();
             for (folder, array) in self.folders.iter().zip(&values) {
@@ -197,20 +219,26 @@ impl PartitionedWriter {
             }
             groups.entry(path).or_default().push(row as u32);
         }
-        for (path, rows) in groups {
+        Ok(groups)
+    }
+
+    /// Writes a batch, routing each row to its partition's file.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        for (path, rows) in self.groups(batch)? {
             let part = if rows.len() == batch.num_rows() {
                 batch.clone()
             } else {
-                let idx = UInt32Array::from(rows);
-                let cols = batch
-                    .columns()
-                    .iter()
-                    .map(|c| take(c, &idx, None))
-                    .collect::<Result<Vec<_>, _>>()?;
-                RecordBatch::try_new(batch.schema(), cols)?
+                take_record_batch(batch, &UInt32Array::from(rows))?
             };
             if !self.sinks.contains_key(&path) {
-                let key = format!("{}{path}part-{}-0.parquet", self.prefix, self.version);
+                let key = format!(
+                    "{}{path}part-{}-0.parquet",
+                    pending_prefix(&self.prefix, &self.version),
+                    self.version
+                );
                 let sink =
                     self.storage
                         .write_parquet(&self.bucket, &key, Arc::clone(&self.schema))?;
@@ -220,19 +248,101 @@ impl PartitionedWriter {
                 sink.write(&part).await?;
             }
         }
+        // Bounded memory: end the biggest row group in progress while over budget.
+        let mut held: usize = self.sinks.values().map(ParquetSink::memory_size).sum();
+        while held > PARTITION_WRITER_BUDGET {
+            let Some(biggest) = self.sinks.values_mut().max_by_key(|s| s.memory_size()) else {
+                break;
+            };
+            let before = biggest.memory_size();
+            biggest.flush().await?;
+            let freed = before.saturating_sub(biggest.memory_size());
+            if freed == 0 {
+                break;
+            }
+            held -= freed;
+        }
         Ok(())
     }
 
-    /// Completes every file; returns the partition paths and file keys written.
-    pub async fn finish(self) -> Result<(Vec<String>, Vec<String>)> {
+    /// Completes every file in the pending folder.
+    pub async fn finish(self) -> Result<Pending> {
         let mut partitions = Vec::new();
         let mut files = Vec::new();
+        let pending = pending_prefix(&self.prefix, &self.version);
         for (path, sink) in self.sinks {
             let w = sink.finish().await?;
+            let published = format!("{}{}", self.prefix, &w.key[pending.len()..]);
             partitions.push(path);
-            files.push(w.key);
+            files.push((w.key, published));
         }
-        Ok((partitions, files))
+        Ok(Pending {
+            storage: self.storage,
+            bucket: self.bucket,
+            partitions,
+            files,
+        })
+    }
+}
+
+/// The pending folder of a product version.
+fn pending_prefix(product_prefix: &str, version: &str) -> String {
+    format!("{product_prefix}_pending/{version}/")
+}
+
+/// The complete files of a version, not yet in their partitions.
+#[derive(Debug)]
+pub struct Pending {
+    storage: Storage,
+    bucket: String,
+    partitions: Vec<String>,
+    /// (pending key, published key)
+    files: Vec<(String, String)>,
+}
+
+impl Pending {
+    /// Keys of the pending files (for checks that read what would be published).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.files.iter().map(|(k, _)| k.as_str())
+    }
+
+    /// Moves the files into their partitions; returns the partition paths and published keys.
+    pub async fn publish(self) -> Result<(Vec<String>, Vec<String>)> {
+        let mut keys = Vec::with_capacity(self.files.len());
+        for (from, to) in self.files {
+            self.storage.rename(&self.bucket, &from, &to).await?;
+            keys.push(to);
+        }
+        Ok((self.partitions, keys))
+    }
+
+    /// Deletes the files: the version is not published.
+    pub async fn discard(self) -> Result<()> {
+        for (key, _) in &self.files {
+            self.storage.delete(&self.bucket, key).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Day numbers (days since 1970-01-01, UTC) of a date or microsecond timestamp column, `None`
+/// for null; `None` for other types.
+fn day_numbers(array: &dyn Array) -> Option<Box<dyn Iterator<Item = Option<i64>> + '_>> {
+    const DAY_US: i64 = 86_400_000_000;
+    match array.data_type() {
+        DataType::Date32 => Some(Box::new(
+            array
+                .as_primitive::<Date32Type>()
+                .iter()
+                .map(|d| d.map(i64::from)),
+        )),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => Some(Box::new(
+            array
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .iter()
+                .map(|t| t.map(|us| us.div_euclid(DAY_US))),
+        )),
+        _ => None,
     }
 }
 

@@ -23,7 +23,7 @@ use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::{
     AsyncFileReader, MetadataSuffixFetch, ParquetRecordBatchStream,
 };
-use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
@@ -158,6 +158,13 @@ pub struct Storage {
     notify: Option<Arc<dyn EventBus>>,
 }
 
+/// Bytes a Parquet writer buffers before it uploads a part: S3's smallest multipart part, so
+/// a writer with many files open (one per partition) holds little.
+const PART_BYTES: usize = 5 << 20;
+
+/// Bytes read from a local file per write by [`Storage::put_file`].
+const PUT_FILE_CHUNK: usize = 1 << 20;
+
 /// Rows per record batch on every data path.
 pub const BATCH_ROWS: usize = 8192;
 
@@ -206,6 +213,32 @@ impl Storage {
         };
         self.notify(&w).await?;
         Ok(w)
+    }
+
+    /// Streams a local file into an object (multipart underneath): memory stays at one
+    /// buffer whatever the file's size. For landing raw files from a machine.
+    pub async fn put_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        file: &std::path::Path,
+    ) -> Result<Written> {
+        use tokio::io::AsyncReadExt;
+        let mut input = tokio::fs::File::open(file).await.map_err(|e| {
+            Error::bad_input(file.display().to_string(), format!("cannot open: {e}"))
+        })?;
+        let mut sink = self.write_text(bucket, key)?;
+        let mut buf = vec![0u8; PUT_FILE_CHUNK];
+        loop {
+            let n = input.read(&mut buf).await.map_err(|e| {
+                Error::bad_input(file.display().to_string(), format!("cannot read: {e}"))
+            })?;
+            if n == 0 {
+                break;
+            }
+            sink.write(&buf[..n]).await?;
+        }
+        sink.finish().await
     }
 
     /// Writes an object only if no object has the key: `Ok(None)` when one already exists.
@@ -277,6 +310,30 @@ impl Storage {
         Ok(all)
     }
 
+    /// Moves an object within a bucket (a rename on a file system, copy and delete on S3), and
+    /// announces it under its new key.
+    pub async fn rename(&self, bucket: &str, from: &str, to: &str) -> Result<Written> {
+        let store = self.store(bucket)?;
+        store.rename(&object_path(from)?, &object_path(to)?).await?;
+        let meta = store.head(&object_path(to)?).await?;
+        let w = Written {
+            bucket: bucket.into(),
+            key: to.into(),
+            size: meta.size,
+            etag: meta.e_tag,
+        };
+        self.notify(&w).await?;
+        Ok(w)
+    }
+
+    /// Deletes an object; one that is already gone is not an error.
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
+        match self.store(bucket)?.delete(&object_path(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Copies an object within a bucket.
     pub async fn copy(&self, bucket: &str, from: &str, to: &str) -> Result<Written> {
         let store = self.store(bucket)?;
@@ -311,6 +368,11 @@ impl Storage {
         bucket: &str,
         key: &str,
     ) -> Result<ParquetRecordBatchStream<ObjectReader>> {
+        self.read_parquet_columns(bucket, key, None).await
+    }
+
+    /// Rows of a Parquet object, from its footer.
+    pub async fn parquet_rows(&self, bucket: &str, key: &str) -> Result<u64> {
         let reader = ObjectReader {
             store: self.store(bucket)?,
             path: object_path(key)?,
@@ -323,6 +385,39 @@ impl Storage {
                     format!("not a readable Parquet file: {e}"),
                 )
             })?;
+        Ok(u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0))
+    }
+
+    /// Streams some top-level columns of a Parquet object (all with `None`): the others are
+    /// never fetched nor decoded.
+    pub async fn read_parquet_columns(
+        &self,
+        bucket: &str,
+        key: &str,
+        columns: Option<&[usize]>,
+    ) -> Result<ParquetRecordBatchStream<ObjectReader>> {
+        let reader = ObjectReader {
+            store: self.store(bucket)?,
+            path: object_path(key)?,
+        };
+        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .map_err(|e| {
+                Error::bad_input(
+                    format!("{bucket}/{key}"),
+                    format!("not a readable Parquet file: {e}"),
+                )
+            })?;
+        let builder = match columns {
+            Some(columns) => {
+                let mask = ProjectionMask::roots(
+                    builder.metadata().file_metadata().schema_descr(),
+                    columns.iter().copied(),
+                );
+                builder.with_projection(mask)
+            }
+            None => builder,
+        };
         Ok(builder.with_batch_size(BATCH_ROWS).build()?)
     }
 
@@ -339,7 +434,7 @@ impl Storage {
 
     /// Opens a streaming Parquet writer (multipart upload underneath).
     pub fn write_parquet(&self, bucket: &str, key: &str, schema: SchemaRef) -> Result<ParquetSink> {
-        let writer = BufWriter::new(self.store(bucket)?, object_path(key)?);
+        let writer = BufWriter::with_capacity(self.store(bucket)?, object_path(key)?, PART_BYTES);
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
             .set_max_row_group_row_count(Some(128 * 1024))
@@ -379,6 +474,17 @@ impl ParquetSink {
     pub async fn write(&mut self, batch: &arrow::record_batch::RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
         self.inner.write(batch).await?;
+        Ok(())
+    }
+
+    /// Memory the writer holds: encoded data not yet flushed and the upload buffer.
+    pub fn memory_size(&self) -> usize {
+        self.inner.memory_size()
+    }
+
+    /// Ends the row group in progress, releasing its memory into the upload.
+    pub async fn flush(&mut self) -> Result<()> {
+        self.inner.flush().await?;
         Ok(())
     }
 

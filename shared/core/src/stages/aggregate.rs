@@ -218,7 +218,7 @@ async fn aggregate_one(
     let report_key = format!("{}_reports/{id}.json", product_prefix(&product.name));
     decision.write_report(&report_key, &report).await?;
     decision
-        .commit(writer, CommitMode::Overwrite, &mut record)
+        .commit(writer.finish().await?, CommitMode::Overwrite, &mut record)
         .await?;
     runs::save(&ctx.storage, bucket, record, started).await
 }

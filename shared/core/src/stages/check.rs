@@ -61,28 +61,33 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         return runs::save(&ctx.storage, bucket, record, started).await;
     }
 
-    // Pass 1: every check on the masked data.
+    // One pass: every check on the masked data, written as it goes to the version's pending
+    // folder, where no reader looks until the version is published.
     let mut checker = Checker::new(product.schema())?;
     let mut pii = super::policy::PiiScan::new(ctx, product);
     let mut stream = ctx.storage.read_parquet(bucket, key).await?;
     let schema = masker.schema(stream.schema())?;
     let published = published_columns(product, &schema);
+    let written = masker.schema(&Arc::new(stream.schema().project(&published)?))?;
+    let mut writer = decision.writer(Arc::clone(&written))?;
     while let Some(batch) = stream.next().await {
         let batch = masker.apply(&batch?.project(&published)?)?;
         record.rows_in += batch.num_rows() as u64;
         checker.update(&batch);
         pii.update(&batch);
+        writer.write(&batch).await?;
     }
+    let pending = writer.finish().await?;
     let mut report = checker.finish();
     // The organisation policy: no personal data published unclassified and unmasked.
     pii.finish(&mut report);
-    // The contract's `sql` rules and foreign keys, on the same masked data.
-    super::sql_checks::run(
+    // The contract's `sql` rules on the files as written (masked, as they would be published),
+    // reading only the columns each rule names; foreign keys on the same masked data.
+    super::sql_checks::run_on_files(
         &ctx.storage,
         bucket,
-        key,
-        Arc::clone(&schema),
-        Arc::clone(&masker),
+        pending.keys().map(str::to_owned).collect(),
+        written,
         product.schema(),
         &mut report,
     )
@@ -102,6 +107,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
     record.checks = CheckCounts { passed, failed };
 
     if !report.passed() {
+        pending.discard().await?;
         record.quarantined = record.rows_in;
         decision
             .refuse(
@@ -114,22 +120,13 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         return runs::save(&ctx.storage, bucket, record, started).await;
     }
 
-    // Pass 2: write the partitioned files, then commit.
-    let mut stream = ctx.storage.read_parquet(bucket, key).await?;
-    let mut writer =
-        decision.writer(masker.schema(&Arc::new(stream.schema().project(&published)?))?)?;
-    while let Some(batch) = stream.next().await {
-        writer
-            .write(&masker.apply(&batch?.project(&published)?)?)
-            .await?;
-    }
     let report_key = format!(
         "{}_reports/{id}.json",
         publish::product_prefix(&product.name)
     );
     decision.write_report(&report_key, &report).await?;
     decision
-        .commit(writer, CommitMode::Append, &mut record)
+        .commit(pending, CommitMode::Append, &mut record)
         .await?;
     runs::save(&ctx.storage, bucket, record, started).await
 }

@@ -53,6 +53,8 @@ use crate::routing::Function;
 use crate::runs::{self, InputRef, RunRecord, RunStatus};
 use crate::typing::{ColumnBuilder, ColumnSpec, parse_json, parse_text};
 
+use super::dedupe::{Dedupe, Fate};
+
 /// Applies the recipe's typing options to the column specs ingest types values with: the
 /// timestamp formats and zone (`timestamps`), the decimal rounding (`decimal_rounding`).
 pub fn apply_typing(recipe: &CleanRecipe, specs: &mut [ColumnSpec]) -> Result<()> {
@@ -197,32 +199,36 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         cleaner.fences = fences;
     }
 
-    // Pass 2 (only with `latest_by` or `gaps`): the winning row of every key, the time slots
-    // of every series.
-    let mut dedupe = Dedupe::default();
+    // Pass 2 (only with `latest_by` or `gaps`): the fate of every row (exact duplicate,
+    // superseded version, kept), the time slots of every series.
+    let mut dedupe = match cleaner.latest {
+        Some(_) => Some(Dedupe::new(
+            ctx.storage.parquet_rows(bucket, key).await?,
+            recipe.drop_exact_duplicates,
+            true,
+        )?),
+        None => None,
+    };
     let mut series = SeriesSlots::default();
     if cleaner.latest.is_some() || cleaner.gaps.is_some() {
         let mut stream = ctx.storage.read_parquet(bucket, key).await?;
-        let mut row = 0u64;
         while let Some(batch) = stream.next().await {
             let prepared = cleaner.prepare(&batch?)?;
-            if let Some(order_col) = cleaner.latest {
+            if let (Some(order_col), Some(dedupe)) = (cleaner.latest, dedupe.as_mut()) {
                 dedupe.scan(
-                    &cleaner,
-                    &prepared.batch,
                     &prepared.hashes,
-                    order_col,
-                    row,
-                    recipe.drop_exact_duplicates,
+                    &cleaner.key_hashes(&prepared.batch)?,
+                    &ordering_values(prepared.batch.column(order_col))?,
                 )?;
             }
             if let Some(gaps) = &cleaner.gaps {
                 let verdicts = cleaner.verdicts(&prepared.batch, prepared.reasons)?;
                 series.scan(gaps, &prepared.batch, &verdicts.reasons)?;
             }
-            row += prepared.batch.num_rows() as u64;
         }
     }
+    let spilled = dedupe.as_ref().map_or(0, Dedupe::spilled_partitions);
+    let fates = dedupe.map(Dedupe::finish).transpose()?;
     let (mut record, started) = RunRecord::start(&id, "clean", &domain.name, &product.name, input);
     if let Some(gaps) = &cleaner.gaps {
         let missing = series.finish();
@@ -283,21 +289,21 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         let n = batch.num_rows();
         record.rows_in += n as u64;
         let row_hashes = prepared.hashes;
-        let key_hashes = cleaner.key_hashes(&batch)?;
         let verdicts = cleaner.verdicts(&batch, prepared.reasons)?;
         let mut keep = Vec::with_capacity(n);
         let mut bad = Vec::with_capacity(n);
         let mut bad_reasons = Vec::new();
         for i in 0..n {
-            let global = row + i as u64;
-            let duplicate = if cleaner.latest.is_some() {
-                dedupe.duplicates.contains(&global)
-            } else {
-                recipe.drop_exact_duplicates && !seen.insert(row_hashes[i])
+            let (duplicate, loser) = match &fates {
+                Some(fates) => {
+                    let fate = fates.get(row as usize + i).copied().unwrap_or(Fate::Keep);
+                    (fate == Fate::Duplicate, fate == Fate::Superseded)
+                }
+                None => (
+                    recipe.drop_exact_duplicates && !seen.insert(row_hashes[i]),
+                    false,
+                ),
             };
-            let loser = cleaner.latest.is_some()
-                && key_hashes[i]
-                    .is_some_and(|k| dedupe.winners.get(&k).is_some_and(|w| w.1 != global));
             if duplicate || loser {
                 if duplicate {
                     duplicates += 1
@@ -360,6 +366,11 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
             }
         }
     }
+    if spilled > 0 {
+        record.notes.push(format!(
+            "deduplication decided {spilled} hash partitions one at a time from temporary files"
+        ));
+    }
     record.dropped = duplicates + superseded;
     record.superseded = superseded;
     if duplicates > 0 {
@@ -407,49 +418,6 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         }
     }
     runs::save(&ctx.storage, bucket, record, started).await
-}
-
-#[derive(Debug, Default)]
-struct Dedupe {
-    /// Global row numbers of exact duplicates.
-    duplicates: HashSet<u64>,
-    /// Key hash → (ordering value, global row number of the winner).
-    winners: HashMap<u128, (i128, u64)>,
-    seen: HashSet<u128>,
-}
-
-impl Dedupe {
-    fn scan(
-        &mut self,
-        cleaner: &Cleaner,
-        batch: &RecordBatch,
-        row_hashes: &[u128],
-        order_col: usize,
-        row: u64,
-        exact: bool,
-    ) -> Result<()> {
-        let key_hashes = cleaner.key_hashes(batch)?;
-        let order = ordering_values(batch.column(order_col))?;
-        for i in 0..batch.num_rows() {
-            let global = row + i as u64;
-            if exact && !self.seen.insert(row_hashes[i]) {
-                self.duplicates.insert(global);
-                continue;
-            }
-            if let Some(k) = key_hashes[i] {
-                let candidate = (order[i], global);
-                self.winners
-                    .entry(k)
-                    .and_modify(|w| {
-                        if candidate.0 >= w.0 {
-                            *w = candidate;
-                        }
-                    })
-                    .or_insert(candidate);
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Orderable values of the `latest_by` column (null lowest).

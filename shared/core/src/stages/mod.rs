@@ -7,6 +7,7 @@
 pub mod aggregate;
 pub mod check;
 pub mod clean;
+mod dedupe;
 pub mod ingest;
 pub mod policy;
 pub mod register;

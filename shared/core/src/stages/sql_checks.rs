@@ -15,14 +15,19 @@ use std::sync::{Arc, Mutex};
 use arrow::array::RecordBatch;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type, SchemaRef};
+use datafusion::catalog::Session;
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::datasource::MemTable;
+use datafusion::datasource::TableType;
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::LexOrdering;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use tessera_contract::{CheckReport, SchemaObject, SqlRule, sql_rules};
@@ -47,6 +52,30 @@ pub async fn run(
         return Ok(0);
     }
     let (table, failure) = masked_table(storage, bucket, key, schema, masker)?;
+    run_on(table, &failure, object, report).await
+}
+
+/// Runs every `sql` rule of `object` over the version's files as written (already masked), read
+/// column by column: a rule reads only the columns it names. Returns how many rules ran.
+pub async fn run_on_files(
+    storage: &Storage,
+    bucket: &str,
+    keys: Vec<String>,
+    schema: SchemaRef,
+    object: &SchemaObject,
+    report: &mut CheckReport,
+) -> Result<usize> {
+    if sql_rules(object).is_empty() {
+        return Ok(0);
+    }
+    let failure: FailureSlot = Arc::new(Mutex::new(None));
+    let table = Arc::new(WrittenFiles {
+        storage: storage.clone(),
+        bucket: bucket.to_owned(),
+        keys,
+        schema,
+        failure: Arc::clone(&failure),
+    });
     run_on(table, &failure, object, report).await
 }
 
@@ -231,6 +260,117 @@ impl PartitionStream for MaskedObject {
                 })
                 .try_flatten()
                 .map_err(fail);
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            batches,
+        ))
+    }
+}
+
+/// A version's written Parquet files as one table; each scan reads only its projected columns.
+#[derive(Debug)]
+struct WrittenFiles {
+    storage: Storage,
+    bucket: String,
+    keys: Vec<String>,
+    schema: SchemaRef,
+    failure: FailureSlot,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for WrittenFiles {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let columns: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let schema = Arc::new(self.schema.project(&columns)?);
+        let stream = Arc::new(WrittenColumns {
+            storage: self.storage.clone(),
+            bucket: self.bucket.clone(),
+            keys: self.keys.clone(),
+            columns,
+            schema: Arc::clone(&schema),
+            failure: Arc::clone(&self.failure),
+        });
+        Ok(Arc::new(StreamingTableExec::try_new(
+            schema,
+            vec![stream],
+            None,
+            Vec::<LexOrdering>::new(),
+            false,
+            limit,
+        )?))
+    }
+}
+
+/// The projected columns of a version's files, one file after another.
+#[derive(Debug)]
+struct WrittenColumns {
+    storage: Storage,
+    bucket: String,
+    keys: Vec<String>,
+    columns: Vec<usize>,
+    schema: SchemaRef,
+    failure: FailureSlot,
+}
+
+impl PartitionStream for WrittenColumns {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let storage = self.storage.clone();
+        let bucket = self.bucket.clone();
+        let columns = self.columns.clone();
+        let schema = Arc::clone(&self.schema);
+        let slot = Arc::clone(&self.failure);
+        let fail = move |e: Error| {
+            let message = e.to_string();
+            if let Ok(mut slot) = slot.lock() {
+                slot.get_or_insert(e);
+            }
+            DataFusionError::Execution(format!("reading the version's files: {message}"))
+        };
+        let batches = futures::stream::iter(self.keys.clone())
+            .then(move |key| {
+                let storage = storage.clone();
+                let bucket = bucket.clone();
+                let columns = columns.clone();
+                async move {
+                    storage
+                        .read_parquet_columns(&bucket, &key, Some(&columns))
+                        .await
+                }
+            })
+            .map_ok(|stream| stream.map_err(Error::from))
+            .try_flatten()
+            .map_ok(move |batch| {
+                // Files carry the same columns; the table's schema names them for DataFusion.
+                RecordBatch::try_new_with_options(
+                    Arc::clone(&schema),
+                    batch.columns().to_vec(),
+                    &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+                )
+                .map_err(Error::from)
+            })
+            .and_then(futures::future::ready)
+            .map_err(fail);
         Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             batches,

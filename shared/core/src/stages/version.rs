@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::events::{ContractViolated, ProductPublished};
 use crate::keys::Zone;
 use crate::mesh::Product;
-use crate::publish::{self, Commit, CommitMode, PartitionedWriter};
+use crate::publish::{self, Commit, CommitMode, PartitionedWriter, Pending};
 use crate::runs::{RunRecord, RunStatus};
 
 /// A product version being decided.
@@ -142,15 +142,15 @@ impl Version<'_> {
         Ok(())
     }
 
-    /// Completes the files, commits them (at most once per version) and sends
-    /// `DataProductPublished`.
+    /// Moves the version's complete files into their partitions, commits them (at most once per
+    /// version) and sends `DataProductPublished`.
     pub async fn commit(
         &self,
-        writer: PartitionedWriter,
+        pending: Pending,
         mode: CommitMode,
         record: &mut RunRecord,
     ) -> Result<()> {
-        let (partitions, files) = writer.finish().await?;
+        let (partitions, files) = pending.publish().await?;
         let commit = Commit {
             version: self.id.into(),
             mode,
