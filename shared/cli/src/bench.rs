@@ -15,7 +15,6 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Field, Schema};
-use bytes::Bytes;
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
