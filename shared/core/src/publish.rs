@@ -150,6 +150,8 @@ pub struct PartitionedWriter {
     /// Folder name of each partition column (default its name).
     folders: Vec<String>,
     sinks: BTreeMap<String, ParquetSink>,
+    /// Bytes the open files may hold (see [`PARTITION_WRITER_BUDGET`]).
+    budget: usize,
 }
 
 impl PartitionedWriter {
@@ -179,7 +181,14 @@ impl PartitionedWriter {
             schema,
             columns,
             sinks: BTreeMap::new(),
+            budget: PARTITION_WRITER_BUDGET,
         })
+    }
+
+    /// Sets the bytes the open files may hold before the largest ends its row group early.
+    pub fn with_memory_budget(mut self, bytes: usize) -> Self {
+        self.budget = bytes;
+        self
     }
 
     /// Names the partition folders: `folders[i]` for the `i`-th partition column.
@@ -250,7 +259,7 @@ impl PartitionedWriter {
         }
         // Bounded memory: end the biggest row group in progress while over budget.
         let mut held: usize = self.sinks.values().map(ParquetSink::memory_size).sum();
-        while held > PARTITION_WRITER_BUDGET {
+        while held > self.budget {
             let Some(biggest) = self.sinks.values_mut().max_by_key(|s| s.memory_size()) else {
                 break;
             };
@@ -425,6 +434,100 @@ pub fn unescape_partition(escaped: &str) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn partitions_are_written_pending_then_published_within_the_memory_budget() {
+        use arrow::array::{Int64Array, StringArray, TimestampMicrosecondArray};
+        use arrow::datatypes::{Field, Schema};
+
+        let dir = tempfile::tempdir().expect("dir");
+        let storage = Storage::new(
+            Arc::new(crate::storage::LocalBuckets::new(dir.path())),
+            None,
+        );
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("note", DataType::Utf8, false),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+        ]));
+        let mut writer = PartitionedWriter::new(
+            &storage,
+            "bucket-1",
+            "orders",
+            "v1",
+            Arc::clone(&schema),
+            &["at".to_owned()],
+        )
+        .expect("writer")
+        .with_folders(vec!["dt".into()])
+        .with_memory_budget(256 << 10);
+        const DAY: i64 = 86_400_000_000;
+        let (batches, rows) = (20, 4096);
+        for b in 0..batches {
+            let ids: Vec<i64> = (0..rows).map(|r| b * rows + r).collect();
+            let notes: Vec<String> = ids
+                .iter()
+                .map(|i| format!("note {i} {}", i * 7919))
+                .collect();
+            // 30 days, and a null (the default partition).
+            let at: Vec<Option<i64>> = ids
+                .iter()
+                .map(|i| (i % 31 != 30).then(|| (i % 31) * DAY - 1 + DAY))
+                .collect();
+            let batch = RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(Int64Array::from(ids)),
+                    Arc::new(StringArray::from(notes)),
+                    Arc::new(TimestampMicrosecondArray::from(at).with_timezone("UTC")),
+                ],
+            )
+            .expect("batch");
+            writer.write(&batch).await.expect("write");
+        }
+        let pending = writer.finish().await.expect("finish");
+        let pending_keys: Vec<String> = pending.keys().map(str::to_owned).collect();
+        assert_eq!(pending_keys.len(), 31);
+        assert!(
+            pending_keys
+                .iter()
+                .all(|k| k.starts_with("products/orders/_pending/v1/dt="))
+        );
+        // Nothing in the partitions yet.
+        let listed = storage
+            .list("bucket-1", "products/orders/dt=")
+            .await
+            .expect("list");
+        assert!(listed.is_empty(), "{listed:?}");
+
+        let (partitions, files) = pending.publish().await.expect("publish");
+        assert_eq!(partitions[0], "dt=1970-01-01/");
+        assert_eq!(partitions[30], "dt=__HIVE_DEFAULT_PARTITION__/");
+        assert_eq!(files[0], "products/orders/dt=1970-01-01/part-v1-0.parquet");
+        assert!(
+            storage
+                .list("bucket-1", "products/orders/_pending/")
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        let mut total = 0;
+        let mut most_groups = 0;
+        for key in &files {
+            use parquet::file::reader::FileReader;
+            let file = std::fs::File::open(dir.path().join("bucket-1").join(key)).expect("file");
+            let reader = parquet::file::reader::SerializedFileReader::new(file).expect("parquet");
+            most_groups = most_groups.max(reader.metadata().num_row_groups());
+            total += reader.metadata().file_metadata().num_rows() as usize;
+        }
+        assert_eq!(total, (batches * rows) as usize);
+        // 2,600 rows per partition never fill a row group: only the budget ends them early.
+        assert!(most_groups > 1, "row groups per file: {most_groups}");
+    }
+
     #[test]
     fn partition_escaping_keeps_values_inside_their_folder() {
         assert_eq!(escape_partition("2024-05-01"), "2024-05-01");
@@ -464,10 +567,10 @@ mod tests {
         };
         let log = vec![
             c("1", CommitMode::Append, "a"),
-            c("2", CommitMode::Overwrite, "b"),
+            c("2", CommitMode::Overwrite, "bucket-1"),
             c("3", CommitMode::Append, "c"),
         ];
-        assert_eq!(live_files(&log), vec!["b", "c"]);
+        assert_eq!(live_files(&log), vec!["bucket-1", "c"]);
         assert_eq!(live_files(&log[..1]), vec!["a"]);
     }
 }
