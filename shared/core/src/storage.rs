@@ -10,10 +10,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use futures::FutureExt;
-use futures::TryStreamExt;
 use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -363,11 +364,7 @@ impl Storage {
     }
 
     /// Streams a Parquet object as record batches. A file that is not Parquet is bad input.
-    pub async fn read_parquet(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<ParquetRecordBatchStream<ObjectReader>> {
+    pub async fn read_parquet(&self, bucket: &str, key: &str) -> Result<ParquetBatches> {
         self.read_parquet_columns(bucket, key, None).await
     }
 
@@ -395,7 +392,7 @@ impl Storage {
         bucket: &str,
         key: &str,
         columns: Option<&[usize]>,
-    ) -> Result<ParquetRecordBatchStream<ObjectReader>> {
+    ) -> Result<ParquetBatches> {
         let reader = ObjectReader {
             store: self.store(bucket)?,
             path: object_path(key)?,
@@ -418,7 +415,9 @@ impl Storage {
             }
             None => builder,
         };
-        Ok(builder.with_batch_size(BATCH_ROWS).build()?)
+        Ok(ParquetBatches::read_ahead(
+            builder.with_batch_size(BATCH_ROWS).build()?,
+        ))
     }
 
     /// Opens a streaming writer for a text object (NDJSON quarantine files, reports).
@@ -447,6 +446,58 @@ impl Storage {
             key: key.into(),
             rows: 0,
         })
+    }
+}
+
+/// Record batches of a Parquet object, fetched and decoded ahead of the reader by a task of
+/// their own (at most [`READ_AHEAD`] batches ahead): on a multi-threaded runtime, decoding
+/// overlaps with what the reader does with the batches before.
+#[derive(Debug)]
+pub struct ParquetBatches {
+    schema: SchemaRef,
+    rx: tokio::sync::mpsc::Receiver<parquet::errors::Result<RecordBatch>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Batches decoded ahead of a Parquet reader.
+pub const READ_AHEAD: usize = 2;
+
+impl ParquetBatches {
+    fn read_ahead(mut stream: ParquetRecordBatchStream<ObjectReader>) -> ParquetBatches {
+        let schema = Arc::clone(stream.schema());
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let task = tokio::spawn(async move {
+            while let Some(batch) = stream.next().await {
+                let failed = batch.is_err();
+                if tx.send(batch).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        ParquetBatches { schema, rx, task }
+    }
+
+    /// The schema of the batches.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+}
+
+impl futures::Stream for ParquetBatches {
+    type Item = parquet::errors::Result<RecordBatch>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Drop for ParquetBatches {
+    fn drop(&mut self) {
+        // A reader that stops early stops the decoding too.
+        self.task.abort();
     }
 }
 

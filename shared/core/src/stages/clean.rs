@@ -179,6 +179,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         key: key.into(),
         version: version.into(),
     };
+    let (mut record, started) = RunRecord::start(&id, "clean", &domain.name, &product.name, input);
     let (schema, specs) = super::staged_schema_for(product)?;
     let mut cleaner = Cleaner::new(product.schema(), recipe, &schema, &specs)?;
 
@@ -229,7 +230,6 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
     }
     let spilled = dedupe.as_ref().map_or(0, Dedupe::spilled_partitions);
     let fates = dedupe.map(Dedupe::finish).transpose()?;
-    let (mut record, started) = RunRecord::start(&id, "clean", &domain.name, &product.name, input);
     if let Some(gaps) = &cleaner.gaps {
         let missing = series.finish();
         if missing > gaps.max {

@@ -18,14 +18,13 @@ use arrow::compute::kernels::cmp::neq;
 use arrow::datatypes::DataType;
 use arrow::util::display::array_value_to_string;
 use futures::TryStreamExt;
-use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use parquet::errors::ParquetError;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::{At, DriftLog, Msg, ParseStats, Plan};
 use crate::error::{Error, Result};
-use crate::storage::ObjectReader;
+use crate::storage::ParquetBatches;
 use crate::typing::{Cell, ColumnBuilder, ColumnSpec, parse_text};
 
 const SAFE: CastOptions<'static> = CastOptions {
@@ -35,7 +34,7 @@ const SAFE: CastOptions<'static> = CastOptions {
 
 /// Reads the file and sends typed batches and bad rows to the writer.
 pub(super) async fn ingest(
-    mut stream: ParquetRecordBatchStream<ObjectReader>,
+    mut stream: ParquetBatches,
     plan: Plan,
     tx: mpsc::Sender<Msg>,
 ) -> Result<ParseStats> {
