@@ -439,13 +439,12 @@ impl Storage {
             .set_max_row_group_row_count(Some(128 * 1024))
             .build();
         let inner = AsyncArrowWriter::try_new(writer, schema, Some(props))?;
-        Ok(ParquetSink {
+        Ok(ParquetSink::start(
             inner,
-            storage: self.clone(),
-            bucket: bucket.into(),
-            key: key.into(),
-            rows: 0,
-        })
+            self.clone(),
+            bucket.into(),
+            key.into(),
+        ))
     }
 }
 
@@ -502,12 +501,26 @@ impl Drop for ParquetBatches {
 }
 
 /// A Parquet object being written; [`ParquetSink::finish`] completes it and notifies.
+///
+/// Encoding and compression run in a task of their own, fed through a short queue, so on a
+/// multi-threaded runtime they overlap with the work that produces the batches.
 pub struct ParquetSink {
-    inner: AsyncArrowWriter<BufWriter>,
+    tx: Option<tokio::sync::mpsc::Sender<SinkCommand>>,
+    task: Option<tokio::task::JoinHandle<Result<()>>>,
+    /// Memory the encoder held after its last command.
+    held: Arc<std::sync::atomic::AtomicUsize>,
     storage: Storage,
     bucket: String,
     key: String,
     rows: u64,
+}
+
+/// Batches queued for a [`ParquetSink`]'s encoder.
+const SINK_QUEUE: usize = 2;
+
+enum SinkCommand {
+    Write(RecordBatch),
+    Flush,
 }
 
 impl std::fmt::Debug for ParquetSink {
@@ -521,22 +534,80 @@ impl std::fmt::Debug for ParquetSink {
 }
 
 impl ParquetSink {
+    fn start(
+        mut inner: AsyncArrowWriter<BufWriter>,
+        storage: Storage,
+        bucket: String,
+        key: String,
+    ) -> ParquetSink {
+        use std::sync::atomic::Ordering;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<SinkCommand>(SINK_QUEUE);
+        let held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let shown = Arc::clone(&held);
+        let task = tokio::spawn(async move {
+            while let Some(command) = rx.recv().await {
+                match command {
+                    SinkCommand::Write(batch) => inner.write(&batch).await?,
+                    SinkCommand::Flush => inner.flush().await?,
+                }
+                shown.store(inner.memory_size(), Ordering::Relaxed);
+            }
+            inner.close().await?;
+            Ok(())
+        });
+        ParquetSink {
+            tx: Some(tx),
+            task: Some(task),
+            held,
+            storage,
+            bucket,
+            key,
+            rows: 0,
+        }
+    }
+
+    async fn send(&mut self, command: SinkCommand) -> Result<()> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(command).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The encoder stopped: its error says why.
+        self.tx = None;
+        self.join().await?;
+        Err(Error::Internal(format!(
+            "the Parquet writer of `{}` stopped",
+            self.key
+        )))
+    }
+
+    async fn join(&mut self) -> Result<()> {
+        match self.task.take() {
+            Some(task) => task.await.map_err(|e| {
+                Error::Internal(format!("the Parquet writer of `{}` failed: {e}", self.key))
+            })?,
+            None => Ok(()),
+        }
+    }
+
     /// Appends a batch.
     pub async fn write(&mut self, batch: &arrow::record_batch::RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
-        self.inner.write(batch).await?;
-        Ok(())
+        self.send(SinkCommand::Write(batch.clone())).await
     }
 
-    /// Memory the writer holds: encoded data not yet flushed and the upload buffer.
+    /// Memory the writer holds: encoded data not yet flushed and the upload buffer, as of the
+    /// last batch it encoded.
     pub fn memory_size(&self) -> usize {
-        self.inner.memory_size()
+        self.held.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Ends the row group in progress, releasing its memory into the upload.
     pub async fn flush(&mut self) -> Result<()> {
-        self.inner.flush().await?;
-        Ok(())
+        self.held.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.send(SinkCommand::Flush).await
     }
 
     /// Rows written so far.
@@ -550,17 +621,27 @@ impl ParquetSink {
     }
 
     /// Completes the upload.
-    pub async fn finish(self) -> Result<Written> {
-        self.inner.close().await?;
+    pub async fn finish(mut self) -> Result<Written> {
+        self.tx = None;
+        self.join().await?;
         let meta = self.storage.head(&self.bucket, &self.key).await?;
         let w = Written {
-            bucket: self.bucket,
-            key: self.key,
+            bucket: std::mem::take(&mut self.bucket),
+            key: std::mem::take(&mut self.key),
             size: meta.size,
             etag: meta.e_tag,
         };
         self.storage.notify(&w).await?;
         Ok(w)
+    }
+}
+
+impl Drop for ParquetSink {
+    fn drop(&mut self) {
+        // Abandoned (an error elsewhere): the upload is not completed.
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
