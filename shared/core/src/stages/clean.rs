@@ -293,14 +293,14 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         let mut keep = Vec::with_capacity(n);
         let mut bad = Vec::with_capacity(n);
         let mut bad_reasons = Vec::new();
-        for i in 0..n {
+        for (i, row_hash) in row_hashes.iter().enumerate() {
             let (duplicate, loser) = match &fates {
                 Some(fates) => {
                     let fate = fates.get(row as usize + i).copied().unwrap_or(Fate::Keep);
                     (fate == Fate::Duplicate, fate == Fate::Superseded)
                 }
                 None => (
-                    recipe.drop_exact_duplicates && !seen.insert(row_hashes[i]),
+                    recipe.drop_exact_duplicates && !seen.insert(*row_hash),
                     false,
                 ),
             };
