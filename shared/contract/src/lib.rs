@@ -48,7 +48,10 @@ mod types;
 mod validate;
 mod yaml;
 
-pub use check::{CheckReport, CheckResult, CheckStatus, Checker, SqlRule, sql_rules};
+pub use check::{
+    CheckReport, CheckResult, CheckStatus, Checker, HashedKeyMap, HashedKeySet, KeyHasher, SqlRule,
+    sql_rules,
+};
 pub use diff::{Change, ChangeKind, ContractDiff, Direction, Side, Verdict, VersionChange, diff};
 pub use error::{ContractError, Problem, Result};
 pub use lint::lint;

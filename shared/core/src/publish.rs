@@ -128,10 +128,16 @@ pub async fn commit(
     )))
 }
 
-/// Memory the open files of one [`PartitionedWriter`] may hold before the largest ends its row
-/// group early: with one file per partition open at once, memory stays bounded however many
-/// partitions a version has.
+/// Rows a [`PartitionedWriter`] holds in memory, over all partitions, before it writes them out
+/// as one row group per partition.
+///
+/// A Parquet row group in progress keeps an encoder and a compression context per column; one
+/// per partition open at once would cost megabytes per partition. So rows wait as Arrow data,
+/// within this budget, and each partition's file only encodes while its rows are written out.
 pub const PARTITION_WRITER_BUDGET: usize = 64 << 20;
+
+/// Rows of one partition written out as soon as they are buffered: a full row group.
+const PARTITION_ROW_GROUP: usize = 128 * 1024;
 
 /// Splits batches by partition values and writes one Parquet file per partition.
 ///
@@ -150,7 +156,11 @@ pub struct PartitionedWriter {
     /// Folder name of each partition column (default its name).
     folders: Vec<String>,
     sinks: BTreeMap<String, ParquetSink>,
-    /// Bytes the open files may hold (see [`PARTITION_WRITER_BUDGET`]).
+    /// Rows waiting per partition path, and their rows.
+    buffered: BTreeMap<String, (Vec<RecordBatch>, usize)>,
+    /// Bytes of Arrow data waiting.
+    buffered_bytes: usize,
+    /// See [`PARTITION_WRITER_BUDGET`].
     budget: usize,
 }
 
@@ -181,11 +191,13 @@ impl PartitionedWriter {
             schema,
             columns,
             sinks: BTreeMap::new(),
+            buffered: BTreeMap::new(),
+            buffered_bytes: 0,
             budget: PARTITION_WRITER_BUDGET,
         })
     }
 
-    /// Sets the bytes the open files may hold before the largest ends its row group early.
+    /// Sets the bytes of rows held before they are written out (see [`PARTITION_WRITER_BUDGET`]).
     pub fn with_memory_budget(mut self, bytes: usize) -> Self {
         self.budget = bytes;
         self
@@ -231,51 +243,73 @@ impl PartitionedWriter {
         Ok(groups)
     }
 
-    /// Writes a batch, routing each row to its partition's file.
+    /// Routes each row of a batch to its partition; rows are written out a row group per
+    /// partition when a partition has a full one, or all at once past the memory budget.
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        let mut full = Vec::new();
         for (path, rows) in self.groups(batch)? {
             let part = if rows.len() == batch.num_rows() {
                 batch.clone()
             } else {
                 take_record_batch(batch, &UInt32Array::from(rows))?
             };
-            if !self.sinks.contains_key(&path) {
-                let key = format!(
-                    "{}{path}part-{}-0.parquet",
-                    pending_prefix(&self.prefix, &self.version),
-                    self.version
-                );
-                let sink =
-                    self.storage
-                        .write_parquet(&self.bucket, &key, Arc::clone(&self.schema))?;
-                self.sinks.insert(path.clone(), sink);
-            }
-            if let Some(sink) = self.sinks.get_mut(&path) {
-                sink.write(&part).await?;
+            self.buffered_bytes += part.get_array_memory_size();
+            let (parts, rows) = self.buffered.entry(path.clone()).or_default();
+            *rows += part.num_rows();
+            parts.push(part);
+            if *rows >= PARTITION_ROW_GROUP {
+                full.push(path);
             }
         }
-        // Bounded memory: end the biggest row group in progress while over budget.
-        let mut held: usize = self.sinks.values().map(ParquetSink::memory_size).sum();
-        while held > self.budget {
-            let Some(biggest) = self.sinks.values_mut().max_by_key(|s| s.memory_size()) else {
-                break;
-            };
-            let before = biggest.memory_size();
-            biggest.flush().await?;
-            let freed = before.saturating_sub(biggest.memory_size());
-            if freed == 0 {
-                break;
+        for path in full {
+            self.write_out(&path).await?;
+        }
+        if self.buffered_bytes > self.budget {
+            let paths: Vec<String> = self.buffered.keys().cloned().collect();
+            for path in paths {
+                self.write_out(&path).await?;
             }
-            held -= freed;
+        }
+        Ok(())
+    }
+
+    /// Writes a partition's waiting rows to its file as one row group.
+    async fn write_out(&mut self, path: &str) -> Result<()> {
+        let Some((parts, _)) = self.buffered.remove(path) else {
+            return Ok(());
+        };
+        if !self.sinks.contains_key(path) {
+            let key = format!(
+                "{}{path}part-{}-0.parquet",
+                pending_prefix(&self.prefix, &self.version),
+                self.version
+            );
+            let sink = self
+                .storage
+                .write_parquet(&self.bucket, &key, Arc::clone(&self.schema))?;
+            self.sinks.insert(path.to_owned(), sink);
+        }
+        if let Some(sink) = self.sinks.get_mut(path) {
+            for part in &parts {
+                self.buffered_bytes = self
+                    .buffered_bytes
+                    .saturating_sub(part.get_array_memory_size());
+                sink.write(part).await?;
+            }
+            sink.flush().await?;
         }
         Ok(())
     }
 
     /// Completes every file in the pending folder.
-    pub async fn finish(self) -> Result<Pending> {
+    pub async fn finish(mut self) -> Result<Pending> {
+        let paths: Vec<String> = self.buffered.keys().cloned().collect();
+        for path in paths {
+            self.write_out(&path).await?;
+        }
         let mut partitions = Vec::new();
         let mut files = Vec::new();
         let pending = pending_prefix(&self.prefix, &self.version);

@@ -42,7 +42,15 @@ pub trait Buckets: Send + Sync + std::fmt::Debug {
     fn url(&self, bucket: &str, key: &str) -> String {
         s3_url(bucket, key)
     }
+    /// Bytes a streaming writer buffers before it uploads a part. S3 takes parts of 5 MiB at
+    /// least (but the last); a store without that floor can take smaller ones and hold less.
+    fn part_bytes(&self) -> usize {
+        S3_PART_BYTES
+    }
 }
+
+/// S3's smallest multipart part (but the last).
+pub const S3_PART_BYTES: usize = 5 << 20;
 
 /// The `s3://bucket/key` URL of an object: how the catalog and Athena name locations.
 pub fn s3_url(bucket: &str, key: &str) -> String {
@@ -99,6 +107,10 @@ impl LocalBuckets {
 }
 
 impl Buckets for LocalBuckets {
+    fn part_bytes(&self) -> usize {
+        LOCAL_PART_BYTES
+    }
+
     fn store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
         self.stores.get_or_make(bucket, || {
             let dir = self.root.join(bucket);
@@ -159,9 +171,9 @@ pub struct Storage {
     notify: Option<Arc<dyn EventBus>>,
 }
 
-/// Bytes a Parquet writer buffers before it uploads a part: S3's smallest multipart part, so
-/// a writer with many files open (one per partition) holds little.
-const PART_BYTES: usize = 5 << 20;
+/// Bytes a streaming writer to local files buffers: files of many partitions written at once
+/// hold little.
+const LOCAL_PART_BYTES: usize = 256 << 10;
 
 /// Bytes read from a local file per write by [`Storage::put_file`].
 const PUT_FILE_CHUNK: usize = 1 << 20;
@@ -431,12 +443,29 @@ impl Storage {
         })
     }
 
-    /// Opens a streaming Parquet writer (multipart upload underneath).
+    /// Opens a streaming Parquet writer (multipart upload underneath) for a file readers query:
+    /// dictionary encoding on.
     pub fn write_parquet(&self, bucket: &str, key: &str, schema: SchemaRef) -> Result<ParquetSink> {
-        let writer = BufWriter::with_capacity(self.store(bucket)?, object_path(key)?, PART_BYTES);
+        self.write_parquet_as(bucket, key, schema, ParquetUse::Published)
+    }
+
+    /// Opens a streaming Parquet writer for what the file is for.
+    pub fn write_parquet_as(
+        &self,
+        bucket: &str,
+        key: &str,
+        schema: SchemaRef,
+        usage: ParquetUse,
+    ) -> Result<ParquetSink> {
+        let writer = BufWriter::with_capacity(
+            self.store(bucket)?,
+            object_path(key)?,
+            self.buckets.part_bytes(),
+        );
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
             .set_max_row_group_row_count(Some(128 * 1024))
+            .set_dictionary_enabled(usage == ParquetUse::Published)
             .build();
         let inner = AsyncArrowWriter::try_new(writer, schema, Some(props))?;
         Ok(ParquetSink::start(
@@ -446,6 +475,18 @@ impl Storage {
             key.into(),
         ))
     }
+}
+
+/// What a Parquet file is for, which decides its encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParquetUse {
+    /// Read by people and query engines (products, quarantine): dictionary encoding, which
+    /// makes low-cardinality columns small and fast to scan.
+    Published,
+    /// Read once by the next stage (the staged and clean zones): plain encoding under zstd,
+    /// cheaper to write, since building dictionaries of mostly distinct values (ids, hashes,
+    /// free text) costs more than it saves.
+    Intermediate,
 }
 
 /// Record batches of a Parquet object, fetched and decoded ahead of the reader by a task of

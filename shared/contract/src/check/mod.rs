@@ -48,6 +48,8 @@ mod plan;
 mod probe;
 mod values;
 
+pub use values::{HashMap as HashedKeyMap, HashSet as HashedKeySet, KeyHasher};
+
 use std::fmt;
 
 use arrow::record_batch::RecordBatch;

@@ -32,8 +32,8 @@ pub(crate) fn hash(bytes: &[u8]) -> u128 {
 }
 
 /// Hasher for keys that already are good hashes: folds the 128 bits into 64.
-#[derive(Default)]
-pub(crate) struct KeyHasher(u64);
+#[derive(Debug, Default)]
+pub struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
@@ -52,7 +52,10 @@ impl Hasher for KeyHasher {
 }
 
 /// A set of value hashes.
-pub(crate) type HashSet = std::collections::HashSet<u128, BuildHasherDefault<KeyHasher>>;
+pub type HashSet = std::collections::HashSet<u128, BuildHasherDefault<KeyHasher>>;
+
+/// A map keyed by value hashes.
+pub type HashMap<V> = std::collections::HashMap<u128, V, BuildHasherDefault<KeyHasher>>;
 
 fn float_bits(v: f64) -> [u8; 8] {
     let v = if v == 0.0 {

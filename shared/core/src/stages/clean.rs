@@ -50,6 +50,7 @@ use crate::error::{Error, Result};
 use crate::keys::{Zone, input_id};
 use crate::mesh::{CleanRecipe, GapFill, OutlierAction, OutlierMethod, ProductKind};
 use crate::routing::Function;
+use crate::storage::ParquetUse;
 use crate::runs::{self, InputRef, RunRecord, RunStatus};
 use crate::typing::{ColumnBuilder, ColumnSpec, parse_json, parse_text};
 
@@ -265,7 +266,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
     let mut stream = ctx.storage.read_parquet(bucket, key).await?;
     let mut row = 0u64;
     let (mut duplicates, mut superseded, mut clipped) = (0u64, 0u64, 0u64);
-    let mut seen = HashSet::new();
+    let mut seen = tessera_contract::HashedKeySet::default();
     let mut first = true;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -356,10 +357,12 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         }
         if clean.num_rows() > 0 {
             if out.is_none() {
-                out = Some(
-                    ctx.storage
-                        .write_parquet(bucket, &clean_key, Arc::clone(&schema))?,
-                );
+                out = Some(ctx.storage.write_parquet_as(
+                    bucket,
+                    &clean_key,
+                    Arc::clone(&schema),
+                    ParquetUse::Intermediate,
+                )?);
             }
             if let Some(o) = out.as_mut() {
                 o.write(&clean).await?;

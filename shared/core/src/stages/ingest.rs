@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::keys::{Zone, input_id, stem};
 use crate::mesh::{ProductKind, ShortRows, SourceConfig, SourceFormat, UnknownColumns};
 use crate::runs::{self, Drift, InputRef, RunRecord, RunStatus};
-use crate::storage::BATCH_ROWS;
+use crate::storage::{BATCH_ROWS, ParquetUse};
 use crate::typing::{Cell, ColumnBuilder, ColumnSpec, parse_json, parse_text};
 
 pub use input::RATIO_FLOOR;
@@ -231,10 +231,11 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         match msg {
             Msg::Batch(batch) => {
                 if staged.is_none() {
-                    staged = Some(ctx.storage.write_parquet(
+                    staged = Some(ctx.storage.write_parquet_as(
                         bucket,
                         &staged_key,
                         Arc::clone(&schema),
+                        ParquetUse::Intermediate,
                     )?);
                 }
                 if let Some(s) = staged.as_mut() {
