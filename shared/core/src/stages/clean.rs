@@ -50,8 +50,8 @@ use crate::error::{Error, Result};
 use crate::keys::{Zone, input_id};
 use crate::mesh::{CleanRecipe, GapFill, OutlierAction, OutlierMethod, ProductKind};
 use crate::routing::Function;
-use crate::storage::ParquetUse;
 use crate::runs::{self, InputRef, RunRecord, RunStatus};
+use crate::storage::ParquetUse;
 use crate::typing::{ColumnBuilder, ColumnSpec, parse_json, parse_text};
 
 use super::dedupe::{Dedupe, Fate};

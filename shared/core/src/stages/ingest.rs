@@ -305,6 +305,8 @@ struct Rows<'a> {
     seen: Vec<bool>,
     /// Whether any JSON object was read (before one, no key can be said to be missing).
     objects: bool,
+    /// Messages kept here instead of sent (a typing worker's chunk, forwarded in file order).
+    collected: Option<Vec<Msg>>,
 }
 
 impl<'a> Rows<'a> {
@@ -325,13 +327,33 @@ impl<'a> Rows<'a> {
             drift: DriftLog::default(),
             seen: vec![false; plan.specs.len()],
             objects: false,
+            collected: None,
         })
     }
 
-    fn send(&self, msg: Msg) -> Result<()> {
-        self.tx
-            .blocking_send(msg)
-            .map_err(|_| Error::Internal("ingest writer stopped".into()))
+    /// Rows that keep their messages (see [`Rows::take_collected`]).
+    fn collecting(plan: &'a Plan, tx: &'a mpsc::Sender<Msg>) -> Result<Self> {
+        let mut rows = Rows::new(plan, tx)?;
+        rows.collected = Some(Vec::new());
+        Ok(rows)
+    }
+
+    /// The messages kept so far, the rows in progress flushed into a batch first.
+    fn take_collected(&mut self) -> Result<Vec<Msg>> {
+        self.flush()?;
+        Ok(self
+            .collected
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default())
+    }
+
+    fn send(&mut self, msg: Msg) -> Result<()> {
+        if let Some(collected) = self.collected.as_mut() {
+            collected.push(msg);
+            return Ok(());
+        }
+        send_to(self.tx, msg)
     }
 
     /// Parses one row with `cell(i, spec)`; appends it whole or quarantines it whole. For
@@ -625,72 +647,218 @@ fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
     for (seen, p) in rows.seen.iter_mut().zip(&positions) {
         *seen = p.is_some();
     }
-    let keep = plan.extras.is_some();
-    loop {
-        match csv.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => return Err(csv_error(e, location)),
-        }
-        let line = At::Line(
+    let layout = CsvLayout {
+        positions,
+        unknown,
+        width,
+        keep: plan.extras.is_some(),
+    };
+    let line_of = |record: &csv::ByteRecord| {
+        At::Line(
             newlines
                 .borrow_mut()
                 .line_at(record.position().map_or(0, |p| p.byte())),
-        );
-        let raw = || Value::Array(record.iter().map(|f| Value::String(lossy(f))).collect());
-        let short_ok = source.header
-            && source.short_rows == ShortRows::Null
-            && record.len() < width
-            && !record.is_empty();
-        if record.len() != width && !short_ok {
-            rows.stats.rows += 1;
-            let reason = if source.header {
-                format!(
-                    "malformed row: {} fields where the header has {width}",
-                    record.len()
-                )
-            } else {
-                format!(
-                    "malformed row: {} fields where the contract has {width} columns",
-                    record.len()
-                )
-            };
-            rows.bad(line, reason, raw())?;
-            continue;
-        }
-        if record.as_slice().len() > MAX_RECORD_BYTES {
-            rows.stats.rows += 1;
-            rows.bad(
-                line,
-                format!("record longer than {MAX_RECORD_BYTES} bytes"),
-                Value::Null,
-            )?;
-            continue;
-        }
-        let rec = &record;
-        let extras = if keep {
-            let map: Map<String, Value> = unknown
-                .iter()
-                .filter_map(|(p, name)| {
-                    let field = rec.get(*p).filter(|f| !f.is_empty())?;
-                    Some((name.clone(), Value::String(lossy(field))))
-                })
-                .collect();
-            (!map.is_empty()).then(|| Value::Object(map).to_string())
-        } else {
-            None
-        };
-        rows.row_with_extras(line, raw, extras, |i, spec| {
-            match positions[i].and_then(|p| rec.get(p)) {
-                None => Ok(Cell::Null),
-                Some(bytes) => match std::str::from_utf8(bytes) {
-                    Ok(text) => parse_text(spec, text),
-                    Err(e) => Err(format!("invalid UTF-8 at byte {}", e.valid_up_to())),
-                },
+        )
+    };
+    let workers = typing_workers();
+    if workers <= 1 {
+        loop {
+            match csv.read_byte_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => return Err(csv_error(e, location)),
             }
-        })?;
+            type_csv_record(rows, &layout, line_of(&record), &record)?;
+        }
+        return Ok(());
     }
+    // Typing in parallel: this thread splits records into chunks; workers type each chunk into
+    // its batch and quarantined rows; a forwarder passes them on in file order. Memory: a few
+    // chunks in flight.
+    let tx = rows.tx;
+    let (chunk_tx, chunk_rx) = std::sync::mpsc::sync_channel::<Chunk>(workers);
+    // A worker that finds the forwarder gone drops the receiver, so this thread stops sending.
+    let chunk_rx = std::sync::Mutex::new(Some(chunk_rx));
+    let typed = std::thread::scope(|scope| -> Result<u64> {
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Typed>(workers * 2);
+        for _ in 0..workers {
+            let (chunk_rx, done_tx, layout) = (&chunk_rx, done_tx.clone(), &layout);
+            scope.spawn(move || {
+                loop {
+                    let next = match chunk_rx.lock() {
+                        Ok(rx) => rx.as_ref().map(|rx| rx.recv()),
+                        Err(_) => None,
+                    };
+                    let Some(Ok((seq, records))) = next else {
+                        break;
+                    };
+                    let typed = type_csv_chunk(plan, tx, layout, records);
+                    if done_tx.send((seq, typed)).is_err() {
+                        if let Ok(mut rx) = chunk_rx.lock() {
+                            rx.take();
+                        }
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let forwarder = scope.spawn(move || forward_in_order(done_rx, tx));
+        let mut seq = 0u64;
+        let mut chunk = Vec::with_capacity(BATCH_ROWS);
+        let read = loop {
+            let mut record = csv::ByteRecord::new();
+            match csv.read_byte_record(&mut record) {
+                Ok(false) => break Ok(()),
+                Ok(true) => {}
+                Err(e) => break Err(csv_error(e, location)),
+            }
+            chunk.push((line_of(&record), record));
+            if chunk.len() == BATCH_ROWS {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(BATCH_ROWS));
+                if chunk_tx.send((seq, full)).is_err() {
+                    break Ok(()); // the forwarder stopped: its error says why
+                }
+                seq += 1;
+            }
+        };
+        if !chunk.is_empty() && read.is_ok() {
+            let _ = chunk_tx.send((seq, chunk));
+        }
+        drop(chunk_tx);
+        let forwarded = forwarder
+            .join()
+            .map_err(|_| Error::Internal("ingest forwarder panicked".into()))?;
+        read?;
+        forwarded
+    })?;
+    rows.stats.rows += typed;
     Ok(())
+}
+
+/// Where a CSV file's fields go.
+#[derive(Debug)]
+struct CsvLayout {
+    /// Field of the file for each contract column.
+    positions: Vec<Option<usize>>,
+    /// Undeclared fields (position, header name).
+    unknown: Vec<(usize, String)>,
+    /// Fields a record should have.
+    width: usize,
+    /// Whether undeclared fields are kept in the extras column.
+    keep: bool,
+}
+
+/// Records of a CSV file with their lines, numbered in file order.
+type Chunk = (u64, Vec<(At, csv::ByteRecord)>);
+/// A typed chunk: its messages and how many records it had.
+type Typed = (u64, Result<(Vec<Msg>, u64)>);
+
+/// Threads that type CSV records: one per core, at most four (the writer needs a core too).
+fn typing_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+}
+
+fn send_to(tx: &mpsc::Sender<Msg>, msg: Msg) -> Result<()> {
+    tx.blocking_send(msg)
+        .map_err(|_| Error::Internal("ingest writer stopped".into()))
+}
+
+/// Types one chunk of records into its messages.
+fn type_csv_chunk(
+    plan: &Plan,
+    tx: &mpsc::Sender<Msg>,
+    layout: &CsvLayout,
+    records: Vec<(At, csv::ByteRecord)>,
+) -> Result<(Vec<Msg>, u64)> {
+    let mut rows = Rows::collecting(plan, tx)?;
+    for (line, record) in &records {
+        type_csv_record(&mut rows, layout, *line, record)?;
+    }
+    Ok((rows.take_collected()?, rows.stats.rows))
+}
+
+/// Passes typed chunks on in file order; returns the records they had.
+fn forward_in_order(done: std::sync::mpsc::Receiver<Typed>, tx: &mpsc::Sender<Msg>) -> Result<u64> {
+    let mut next = 0u64;
+    let mut waiting = std::collections::BTreeMap::new();
+    let mut records = 0;
+    for (seq, typed) in done {
+        waiting.insert(seq, typed);
+        while let Some(typed) = waiting.remove(&next) {
+            let (messages, n) = typed?;
+            for msg in messages {
+                send_to(tx, msg)?;
+            }
+            records += n;
+            next += 1;
+        }
+    }
+    Ok(records)
+}
+
+/// Types one CSV record, or quarantines it with the reason.
+fn type_csv_record(
+    rows: &mut Rows<'_>,
+    layout: &CsvLayout,
+    line: At,
+    record: &csv::ByteRecord,
+) -> Result<()> {
+    let source = &rows.plan.source;
+    let width = layout.width;
+    let raw = || Value::Array(record.iter().map(|f| Value::String(lossy(f))).collect());
+    let short_ok = source.header
+        && source.short_rows == ShortRows::Null
+        && record.len() < width
+        && !record.is_empty();
+    if record.len() != width && !short_ok {
+        rows.stats.rows += 1;
+        let reason = if source.header {
+            format!(
+                "malformed row: {} fields where the header has {width}",
+                record.len()
+            )
+        } else {
+            format!(
+                "malformed row: {} fields where the contract has {width} columns",
+                record.len()
+            )
+        };
+        return rows.bad(line, reason, raw());
+    }
+    if record.as_slice().len() > MAX_RECORD_BYTES {
+        rows.stats.rows += 1;
+        return rows.bad(
+            line,
+            format!("record longer than {MAX_RECORD_BYTES} bytes"),
+            Value::Null,
+        );
+    }
+    let extras = if layout.keep {
+        let map: Map<String, Value> = layout
+            .unknown
+            .iter()
+            .filter_map(|(p, name)| {
+                let field = record.get(*p).filter(|f| !f.is_empty())?;
+                Some((name.clone(), Value::String(lossy(field))))
+            })
+            .collect();
+        (!map.is_empty()).then(|| Value::Object(map).to_string())
+    } else {
+        None
+    };
+    let positions = &layout.positions;
+    rows.row_with_extras(line, raw, extras, |i, spec| {
+        match positions[i].and_then(|p| record.get(p)) {
+            None => Ok(Cell::Null),
+            Some(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => parse_text(spec, text),
+                Err(e) => Err(format!("invalid UTF-8 at byte {}", e.valid_up_to())),
+            },
+        }
+    })
 }
 
 /// Newline offsets read ahead of the CSV parser, so a record's physical line (what an editor
