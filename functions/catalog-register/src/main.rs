@@ -2,20 +2,21 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    tessera_core::telemetry::init_json();
-    let ctx = tessera_aws::context_from_env().await?;
-    let ctx = &ctx;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            catalog_register::handler(ctx, event.payload)
-                .await
-                .map_err(|e| Diagnostic {
-                    error_type: e.error_type().into(),
-                    error_message: e.message,
-                })
-        },
-    ))
-    .await
+fn main() -> Result<(), lambda_runtime::Error> {
+    tessera_core::process::runtime()?.block_on(async {
+        tessera_core::telemetry::init_json();
+        let ctx = tessera_aws::context_from_env().await?;
+        let ctx = &ctx;
+        lambda_runtime::run(service_fn(
+            move |event: LambdaEvent<serde_json::Value>| async move {
+                catalog_register::handler(ctx, event.payload)
+                    .await
+                    .map_err(|e| Diagnostic {
+                        error_type: e.error_type().into(),
+                        error_message: e.message,
+                    })
+            },
+        ))
+        .await
+    })
 }

@@ -238,16 +238,24 @@ enum ContractCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    tessera_core::telemetry::init_text();
-    match dispatch(Cli::parse()).await {
-        Ok(code) => code,
+fn main() -> ExitCode {
+    let runtime = match tessera_core::process::runtime() {
+        Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
         }
-    }
+    };
+    runtime.block_on(async {
+        tessera_core::telemetry::init_text();
+        match dispatch(Cli::parse()).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {

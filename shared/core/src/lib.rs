@@ -25,6 +25,7 @@ pub mod function;
 pub mod keys;
 pub mod mesh;
 pub mod policy;
+pub mod process;
 pub mod publish;
 pub mod query;
 pub mod router;

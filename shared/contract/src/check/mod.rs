@@ -43,6 +43,7 @@
 //! # Ok::<(), tessera_contract::ContractError>(())
 //! ```
 
+mod distinct;
 mod formats;
 mod plan;
 mod probe;
@@ -274,7 +275,16 @@ impl Checker {
     }
 
     /// The report of everything seen.
-    pub fn finish(self) -> CheckReport {
+    pub fn finish(mut self) -> CheckReport {
+        for check in &mut self.checks {
+            if check.skipped.is_some() {
+                continue;
+            }
+            match check.probe.finish() {
+                Ok(count) => check.count += count,
+                Err(reason) => check.skipped = Some(reason),
+            }
+        }
         let rows = self.rows;
         CheckReport {
             object: self.object,

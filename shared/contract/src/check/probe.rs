@@ -12,6 +12,7 @@ use super::formats::TextFormat;
 use regex::Regex;
 use serde_json::Value;
 
+use super::distinct::Distinct;
 use super::values::{self, HashSet, Temporal};
 
 /// A bound of a `minimum`-style option, in the measure of its column.
@@ -115,7 +116,7 @@ pub(super) enum Probe {
     },
     Distinct {
         columns: Vec<String>,
-        seen: HashSet,
+        seen: Distinct,
     },
     Pattern {
         column: String,
@@ -181,7 +182,15 @@ impl Probe {
     pub(super) fn distinct(columns: Vec<String>) -> Probe {
         Probe::Distinct {
             columns,
-            seen: HashSet::default(),
+            seen: Distinct::default(),
+        }
+    }
+
+    /// Violations found only once every batch was seen (duplicates among spilled values).
+    pub(super) fn finish(&mut self) -> Result<u64, String> {
+        match self {
+            Probe::Distinct { seen, .. } => seen.finish(),
+            _ => Ok(0),
         }
     }
 
@@ -288,7 +297,7 @@ impl Probe {
                     for encode in &encoders {
                         encode(row, &mut buf);
                     }
-                    if !seen.insert(values::hash(&buf)) {
+                    if seen.insert(values::hash(&buf))? {
                         duplicates += 1;
                     }
                 }
