@@ -101,7 +101,7 @@ mod tests {
     fn spilled_hashes_count_the_same_duplicates() {
         // 5,000 values, every seventh repeated later, some three times.
         let mut values: Vec<u128> = (0..5000u128)
-            .map(|i| i * 0x9E37_79B9_7F4A_7C15 << 3)
+            .map(|i| (i * 0x9E37_79B9_7F4A_7C15) << 3)
             .collect();
         let repeats: Vec<u128> = values.iter().step_by(7).copied().collect();
         values.extend(&repeats);
