@@ -134,7 +134,7 @@ pub async fn commit(
 /// A Parquet row group in progress keeps an encoder and a compression context per column; one
 /// per partition open at once would cost megabytes per partition. So rows wait as Arrow data,
 /// within this budget, and each partition's file only encodes while its rows are written out.
-pub const PARTITION_WRITER_BUDGET: usize = 64 << 20;
+pub const PARTITION_WRITER_BUDGET: usize = 32 << 20;
 
 /// Rows of one partition written out as soon as they are buffered: a full row group.
 const PARTITION_ROW_GROUP: usize = 128 * 1024;
