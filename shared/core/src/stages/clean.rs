@@ -201,6 +201,8 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         cleaner.fences = fences;
     }
 
+    let cleaner = Arc::new(cleaner);
+
     // Pass 2 (only with `latest_by` or `gaps`): the fate of every row (exact duplicate,
     // superseded version, kept), the time slots of every series.
     let mut dedupe = match cleaner.latest {
@@ -213,19 +215,15 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
     };
     let mut series = SeriesSlots::default();
     if cleaner.latest.is_some() || cleaner.gaps.is_some() {
-        let mut stream = ctx.storage.read_parquet(bucket, key).await?;
-        while let Some(batch) = stream.next().await {
-            let prepared = cleaner.prepare(&batch?)?;
-            if let (Some(order_col), Some(dedupe)) = (cleaner.latest, dedupe.as_mut()) {
-                dedupe.scan(
-                    &prepared.hashes,
-                    &cleaner.key_hashes(&prepared.batch)?,
-                    &ordering_values(prepared.batch.column(order_col))?,
-                )?;
+        let stream = ctx.storage.read_parquet(bucket, key).await?;
+        let mut ready = ready_ahead(&cleaner, stream, Work::Scan);
+        while let Some(r) = ready.next().await {
+            let r = r?;
+            if let (Some(keys), Some(order), Some(dedupe)) = (&r.keys, &r.order, dedupe.as_mut()) {
+                dedupe.scan(&r.hashes, keys, order)?;
             }
-            if let Some(gaps) = &cleaner.gaps {
-                let verdicts = cleaner.verdicts(&prepared.batch, prepared.reasons)?;
-                series.scan(gaps, &prepared.batch, &verdicts.reasons)?;
+            if let (Some(gaps), Some(verdicts)) = (&cleaner.gaps, &r.verdicts) {
+                series.scan(gaps, &r.batch, &verdicts.reasons)?;
             }
         }
     }
@@ -263,17 +261,19 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
     ));
     let mut out = None;
     let mut quarantine = None;
-    let mut stream = ctx.storage.read_parquet(bucket, key).await?;
+    let stream = ctx.storage.read_parquet(bucket, key).await?;
+    let input_schema = Arc::clone(stream.schema());
+    let mut ready = ready_ahead(&cleaner, stream, Work::Write);
     let mut row = 0u64;
     let (mut duplicates, mut superseded, mut clipped) = (0u64, 0u64, 0u64);
     let mut seen = tessera_contract::HashedKeySet::default();
     let mut first = true;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
+    while let Some(r) = ready.next().await {
+        let r = r?;
         if first {
             first = false;
             for f in schema.fields() {
-                if batch.column_by_name(f.name()).is_none() {
+                if input_schema.column_with_name(f.name()).is_none() {
                     let how = match recipe.defaults.get(f.name()) {
                         Some(d) => format!("every row takes the default `{d}`"),
                         None => "read as null".to_owned(),
@@ -285,12 +285,16 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
                 }
             }
         }
-        let prepared = cleaner.prepare(&batch)?;
-        let batch = prepared.batch;
+        let batch = r.batch;
         let n = batch.num_rows();
         record.rows_in += n as u64;
-        let row_hashes = prepared.hashes;
-        let verdicts = cleaner.verdicts(&batch, prepared.reasons)?;
+        let row_hashes = r.hashes;
+        let defaulted = r.defaulted;
+        let Some(verdicts) = r.verdicts else {
+            return Err(Error::Internal(
+                "clean: a batch came without its verdicts".into(),
+            ));
+        };
         let mut keep = Vec::with_capacity(n);
         let mut bad = Vec::with_capacity(n);
         let mut bad_reasons = Vec::new();
@@ -324,7 +328,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
                 if verdicts.clipped[i] {
                     clipped += 1;
                 }
-                record.defaulted += u64::from(prepared.defaulted[i]);
+                record.defaulted += u64::from(defaulted[i]);
                 keep.push(true);
                 bad.push(false);
             }
@@ -347,7 +351,11 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
                 q.write(&rejected).await?;
             }
         }
-        let fixed = cleaner.apply(&batch, &verdicts)?;
+        let Some(fixed) = r.fixed else {
+            return Err(Error::Internal(
+                "clean: a batch came without its fixes".into(),
+            ));
+        };
         let keep = BooleanArray::from(keep);
         let mut clean = filter_record_batch(&fixed, &keep)?;
         if let Some(gaps) = &cleaner.gaps {
@@ -421,6 +429,83 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         }
     }
     runs::save(&ctx.storage, bucket, record, started).await
+}
+
+/// What a pass needs of each batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Deduplication facts (and verdicts, for gap detection).
+    Scan,
+    /// Verdicts and the fixed batch, for writing.
+    Write,
+}
+
+/// A batch prepared for a pass.
+struct Ready {
+    batch: RecordBatch,
+    hashes: Vec<u128>,
+    defaulted: Vec<u32>,
+    keys: Option<Vec<Option<u128>>>,
+    order: Option<Vec<i128>>,
+    verdicts: Option<Verdicts>,
+    fixed: Option<RecordBatch>,
+}
+
+/// Batches in prepared ahead of a pass, in order, [`PREPARE_AHEAD`] at a time on blocking
+/// threads: preparing (structuring, trimming, case, defaults, hashing) and judging rows is most
+/// of clean's work, and batches do not depend on each other for it.
+fn ready_ahead(
+    cleaner: &Arc<Cleaner>,
+    stream: crate::storage::ParquetBatches,
+    work: Work,
+) -> impl futures::Stream<Item = Result<Ready>> + use<> {
+    let cleaner = Arc::clone(cleaner);
+    stream
+        .map(move |batch| {
+            let cleaner = Arc::clone(&cleaner);
+            async move {
+                let batch = batch?;
+                tokio::task::spawn_blocking(move || cleaner.ready(&batch, work))
+                    .await
+                    .map_err(|e| Error::Internal(format!("clean: preparing a batch failed: {e}")))?
+            }
+        })
+        .buffered(PREPARE_AHEAD)
+}
+
+/// Batches prepared at once by [`ready_ahead`].
+const PREPARE_AHEAD: usize = 2;
+
+impl Cleaner {
+    fn ready(&self, raw: &RecordBatch, work: Work) -> Result<Ready> {
+        let prepared = self.prepare(raw)?;
+        let batch = prepared.batch;
+        let (keys, order) = match (work, self.latest) {
+            (Work::Scan, Some(order_col)) => (
+                Some(self.key_hashes(&batch)?),
+                Some(ordering_values(batch.column(order_col))?),
+            ),
+            _ => (None, None),
+        };
+        let verdicts = if work == Work::Write || self.gaps.is_some() {
+            Some(self.verdicts(&batch, prepared.reasons)?)
+        } else {
+            None
+        };
+        let fixed = match (&verdicts, work) {
+            (Some(v), Work::Write) => Some(self.apply(&batch, v)?),
+            _ => None,
+        };
+        Ok(Ready {
+            batch,
+            hashes: prepared.hashes,
+            defaulted: prepared.defaulted,
+            keys,
+            order,
+            verdicts,
+            fixed,
+        })
+    }
 }
 
 /// Orderable values of the `latest_by` column (null lowest).
