@@ -660,39 +660,54 @@ fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
                 .line_at(record.position().map_or(0, |p| p.byte())),
         )
     };
-    let workers = typing_workers();
-    if workers <= 1 {
-        loop {
+    type_in_parallel(
+        rows,
+        |sink| loop {
+            let mut record = csv::ByteRecord::new();
             match csv.read_byte_record(&mut record) {
-                Ok(false) => break,
+                Ok(false) => return Ok(()),
                 Ok(true) => {}
                 Err(e) => return Err(csv_error(e, location)),
             }
-            type_csv_record(rows, &layout, line_of(&record), &record)?;
-        }
-        return Ok(());
+            sink((line_of(&record), record))?;
+        },
+        |rows, (line, record)| type_csv_record(rows, &layout, line, &record),
+    )
+}
+
+/// Reads items with `read` (which hands each to its sink, in file order) and types them with
+/// `type_one`: inline when the machine has one core, else by one worker per core in chunks of
+/// [`BATCH_ROWS`], whose batches, quarantined rows and drift are passed on in file order.
+/// Memory: a few chunks in flight.
+fn type_in_parallel<T: Send>(
+    rows: &mut Rows<'_>,
+    read: impl FnOnce(&mut dyn FnMut(T) -> Result<()>) -> Result<()>,
+    type_one: impl Fn(&mut Rows<'_>, T) -> Result<()> + Sync,
+) -> Result<()> {
+    let workers = typing_workers();
+    if workers <= 1 {
+        let mut sink = |item: T| type_one(rows, item);
+        return read(&mut sink);
     }
-    // Typing in parallel: this thread splits records into chunks; workers type each chunk into
-    // its batch and quarantined rows; a forwarder passes them on in file order. Memory: a few
-    // chunks in flight.
-    let tx = rows.tx;
-    let (chunk_tx, chunk_rx) = std::sync::mpsc::sync_channel::<Chunk>(workers);
-    // A worker that finds the forwarder gone drops the receiver, so this thread stops sending.
+    let (plan, tx) = (rows.plan, rows.tx);
+    let (chunk_tx, chunk_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<T>)>(workers);
+    // A worker that finds the forwarder gone drops the receiver, so the reader stops sending.
     let chunk_rx = std::sync::Mutex::new(Some(chunk_rx));
-    let typed = std::thread::scope(|scope| -> Result<u64> {
-        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<Typed>(workers * 2);
+    let type_one = &type_one;
+    let (read_result, forwarded) = std::thread::scope(|scope| {
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<(u64, Result<Typed>)>(workers * 2);
         for _ in 0..workers {
-            let (chunk_rx, done_tx, layout) = (&chunk_rx, done_tx.clone(), &layout);
+            let (chunk_rx, done_tx) = (&chunk_rx, done_tx.clone());
             scope.spawn(move || {
                 loop {
                     let next = match chunk_rx.lock() {
                         Ok(rx) => rx.as_ref().map(|rx| rx.recv()),
                         Err(_) => None,
                     };
-                    let Some(Ok((seq, records))) = next else {
+                    let Some(Ok((seq, items))) = next else {
                         break;
                     };
-                    let typed = type_csv_chunk(plan, tx, layout, records);
+                    let typed = type_chunk(plan, tx, items, type_one);
                     if done_tx.send((seq, typed)).is_err() {
                         if let Ok(mut rx) = chunk_rx.lock() {
                             rx.take();
@@ -706,34 +721,118 @@ fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
         let forwarder = scope.spawn(move || forward_in_order(done_rx, tx));
         let mut seq = 0u64;
         let mut chunk = Vec::with_capacity(BATCH_ROWS);
-        let read = loop {
-            let mut record = csv::ByteRecord::new();
-            match csv.read_byte_record(&mut record) {
-                Ok(false) => break Ok(()),
-                Ok(true) => {}
-                Err(e) => break Err(csv_error(e, location)),
-            }
-            chunk.push((line_of(&record), record));
-            if chunk.len() == BATCH_ROWS {
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(BATCH_ROWS));
-                if chunk_tx.send((seq, full)).is_err() {
-                    break Ok(()); // the forwarder stopped: its error says why
+        let read_result = {
+            let mut sink = |item: T| -> Result<()> {
+                chunk.push(item);
+                if chunk.len() == BATCH_ROWS {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(BATCH_ROWS));
+                    chunk_tx
+                        .send((seq, full))
+                        .map_err(|_| Error::Internal("ingest typing stopped".into()))?;
+                    seq += 1;
                 }
-                seq += 1;
-            }
+                Ok(())
+            };
+            read(&mut sink)
         };
-        if !chunk.is_empty() && read.is_ok() {
+        if !chunk.is_empty() && read_result.is_ok() {
             let _ = chunk_tx.send((seq, chunk));
         }
         drop(chunk_tx);
         let forwarded = forwarder
             .join()
-            .map_err(|_| Error::Internal("ingest forwarder panicked".into()))?;
-        read?;
-        forwarded
-    })?;
-    rows.stats.rows += typed;
+            .unwrap_or_else(|_| Err(Error::Internal("ingest forwarder panicked".into())));
+        (read_result, forwarded)
+    });
+    // The forwarder's error first: when typing stops, reading stops because of it.
+    let typed = forwarded?;
+    read_result?;
+    rows.absorb(typed);
     Ok(())
+}
+
+/// What typing workers found besides the rows they passed on.
+#[derive(Debug, Default)]
+struct Typed {
+    messages: Vec<Msg>,
+    rows: u64,
+    drift: DriftLog,
+    seen: Vec<bool>,
+    objects: bool,
+}
+
+impl Typed {
+    fn add(&mut self, other: Typed) {
+        self.rows += other.rows;
+        for name in &other.drift.unknown {
+            self.drift.unknown(name);
+        }
+        self.drift.more_unknown |= other.drift.more_unknown;
+        if self.seen.len() < other.seen.len() {
+            self.seen.resize(other.seen.len(), false);
+        }
+        for (a, b) in self.seen.iter_mut().zip(other.seen) {
+            *a |= b;
+        }
+        self.objects |= other.objects;
+    }
+}
+
+impl Rows<'_> {
+    /// Takes in what typing workers found.
+    fn absorb(&mut self, typed: Typed) {
+        self.stats.rows += typed.rows;
+        for name in &typed.drift.unknown {
+            self.drift.unknown(name);
+        }
+        self.drift.more_unknown |= typed.drift.more_unknown;
+        for (a, b) in self.seen.iter_mut().zip(typed.seen) {
+            *a |= b;
+        }
+        self.objects |= typed.objects;
+    }
+}
+
+/// Types one chunk into its messages and findings.
+fn type_chunk<T>(
+    plan: &Plan,
+    tx: &mpsc::Sender<Msg>,
+    items: Vec<T>,
+    type_one: &(impl Fn(&mut Rows<'_>, T) -> Result<()> + Sync),
+) -> Result<Typed> {
+    let mut rows = Rows::collecting(plan, tx)?;
+    for item in items {
+        type_one(&mut rows, item)?;
+    }
+    Ok(Typed {
+        messages: rows.take_collected()?,
+        rows: rows.stats.rows,
+        drift: std::mem::take(&mut rows.drift),
+        seen: std::mem::take(&mut rows.seen),
+        objects: rows.objects,
+    })
+}
+
+/// Passes typed chunks on in file order; returns what they found.
+fn forward_in_order(
+    done: std::sync::mpsc::Receiver<(u64, Result<Typed>)>,
+    tx: &mpsc::Sender<Msg>,
+) -> Result<Typed> {
+    let mut next = 0u64;
+    let mut waiting = std::collections::BTreeMap::new();
+    let mut all = Typed::default();
+    for (seq, typed) in done {
+        waiting.insert(seq, typed);
+        while let Some(typed) = waiting.remove(&next) {
+            let mut typed = typed?;
+            for msg in std::mem::take(&mut typed.messages) {
+                send_to(tx, msg)?;
+            }
+            all.add(typed);
+            next += 1;
+        }
+    }
+    Ok(all)
 }
 
 /// Where a CSV file's fields go.
@@ -749,12 +848,7 @@ struct CsvLayout {
     keep: bool,
 }
 
-/// Records of a CSV file with their lines, numbered in file order.
-type Chunk = (u64, Vec<(At, csv::ByteRecord)>);
-/// A typed chunk: its messages and how many records it had.
-type Typed = (u64, Result<(Vec<Msg>, u64)>);
-
-/// Threads that type CSV records: one per core, at most four (the writer needs a core too).
+/// Threads that type records: one per core, at most four.
 fn typing_workers() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -764,39 +858,6 @@ fn typing_workers() -> usize {
 fn send_to(tx: &mpsc::Sender<Msg>, msg: Msg) -> Result<()> {
     tx.blocking_send(msg)
         .map_err(|_| Error::Internal("ingest writer stopped".into()))
-}
-
-/// Types one chunk of records into its messages.
-fn type_csv_chunk(
-    plan: &Plan,
-    tx: &mpsc::Sender<Msg>,
-    layout: &CsvLayout,
-    records: Vec<(At, csv::ByteRecord)>,
-) -> Result<(Vec<Msg>, u64)> {
-    let mut rows = Rows::collecting(plan, tx)?;
-    for (line, record) in &records {
-        type_csv_record(&mut rows, layout, *line, record)?;
-    }
-    Ok((rows.take_collected()?, rows.stats.rows))
-}
-
-/// Passes typed chunks on in file order; returns the records they had.
-fn forward_in_order(done: std::sync::mpsc::Receiver<Typed>, tx: &mpsc::Sender<Msg>) -> Result<u64> {
-    let mut next = 0u64;
-    let mut waiting = std::collections::BTreeMap::new();
-    let mut records = 0;
-    for (seq, typed) in done {
-        waiting.insert(seq, typed);
-        while let Some(typed) = waiting.remove(&next) {
-            let (messages, n) = typed?;
-            for msg in messages {
-                send_to(tx, msg)?;
-            }
-            records += n;
-            next += 1;
-        }
-    }
-    Ok(records)
 }
 
 /// Types one CSV record, or quarantines it with the reason.
@@ -914,28 +975,32 @@ fn parse_ndjson(mut reader: impl BufRead, rows: &mut Rows<'_>) -> Result<()> {
             "this looks like a JSON array, not one object per line: set format = \"json\"",
         ));
     }
-    for_each_line(reader, |line, text| {
-        let Some(text) = text else {
-            rows.stats.rows += 1;
-            return rows.bad(
-                At::Line(line),
-                format!("line longer than {MAX_RECORD_BYTES} bytes"),
-                Value::Null,
-            );
-        };
-        let value: Value = match serde_json::from_slice(text) {
-            Ok(v) => v,
-            Err(e) => {
+    type_in_parallel(
+        rows,
+        |sink| for_each_line(reader, |line, text| sink((line, text.map(<[u8]>::to_vec)))),
+        |rows, (line, text)| {
+            let Some(text) = text else {
                 rows.stats.rows += 1;
                 return rows.bad(
                     At::Line(line),
-                    format!("malformed JSON: {e}"),
-                    Value::String(lossy(text)),
+                    format!("line longer than {MAX_RECORD_BYTES} bytes"),
+                    Value::Null,
                 );
-            }
-        };
-        rows.json_object(At::Line(line), value)
-    })
+            };
+            let value: Value = match serde_json::from_slice(&text) {
+                Ok(v) => v,
+                Err(e) => {
+                    rows.stats.rows += 1;
+                    return rows.bad(
+                        At::Line(line),
+                        format!("malformed JSON: {e}"),
+                        Value::String(lossy(&text)),
+                    );
+                }
+            };
+            rows.json_object(At::Line(line), value)
+        },
+    )
 }
 
 /// Calls `f` with every non-blank line of a stream (1-based number, text trimmed of ASCII

@@ -254,3 +254,49 @@ async fn bad_lines_are_quarantined_blank_lines_skipped_unknown_keys_noted() {
     );
     assert_eq!(bad[1]["raw"], json!([1, 2]));
 }
+
+#[tokio::test]
+async fn large_files_keep_order_quarantine_lines_and_drift_across_typing_chunks() {
+    // 20,000 lines over several chunks of 8,192: every 997th line is broken JSON, and the only
+    // undeclared key and the only `flag` come in the last chunk.
+    let fx = typed();
+    let mut file = String::new();
+    for i in 1..=20_000u64 {
+        if i % 997 == 0 {
+            file.push_str("{\"id\": \n");
+        } else if i == 19_999 {
+            file.push_str(&format!("{{\"id\": {i}, \"late\": 1, \"flag\": true}}\n"));
+        } else {
+            file.push_str(&format!("{{\"id\": {i}}}\n"));
+        }
+    }
+    let run = fx.ingest("raw/typed_json/big.ndjson", file).await;
+    let bad = 20_000 / 997;
+    assert_eq!(
+        (run.rows_in, run.rows_out, run.quarantined),
+        (20_000, 20_000 - bad, bad)
+    );
+    assert_eq!(run.drift.unknown, ["late"]);
+    assert!(
+        !run.drift.missing.contains(&"flag".to_owned()),
+        "{:?}",
+        run.drift.missing
+    );
+    let lines: Vec<u64> = fx
+        .ndjson(&run.outputs[1])
+        .await
+        .iter()
+        .map(|q| q["line"].as_u64().expect("line"))
+        .collect();
+    assert_eq!(lines, (1..=bad).map(|k| k * 997).collect::<Vec<_>>());
+    let mut ids = Vec::new();
+    for batch in fx.batches(&run.outputs[0]).await {
+        let column = batch.column_by_name("id").expect("id");
+        ids.extend((0..column.len()).map(|r| array_value_to_string(column, r).expect("id")));
+    }
+    let expected: Vec<String> = (1..=20_000u64)
+        .filter(|i| i % 997 != 0)
+        .map(|i| i.to_string())
+        .collect();
+    assert_eq!(ids, expected);
+}
