@@ -17,6 +17,7 @@ pub mod athena;
 pub mod dev;
 pub mod eventbridge;
 pub mod glue;
+pub mod lambda;
 pub mod s3;
 
 use std::path::Path;

@@ -382,19 +382,28 @@ impl Storage {
 
     /// Rows of a Parquet object, from its footer.
     pub async fn parquet_rows(&self, bucket: &str, key: &str) -> Result<u64> {
+        let builder = self.parquet_builder(bucket, key).await?;
+        Ok(u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0))
+    }
+
+    /// A reader of a Parquet object, its footer read. A file that is not Parquet is bad input.
+    async fn parquet_builder(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<ParquetRecordBatchStreamBuilder<ObjectReader>> {
         let reader = ObjectReader {
             store: self.store(bucket)?,
             path: object_path(key)?,
         };
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        ParquetRecordBatchStreamBuilder::new(reader)
             .await
             .map_err(|e| {
                 Error::bad_input(
                     format!("{bucket}/{key}"),
                     format!("not a readable Parquet file: {e}"),
                 )
-            })?;
-        Ok(u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0))
+            })
     }
 
     /// Streams some top-level columns of a Parquet object (all with `None`): the others are
@@ -405,18 +414,7 @@ impl Storage {
         key: &str,
         columns: Option<&[usize]>,
     ) -> Result<ParquetBatches> {
-        let reader = ObjectReader {
-            store: self.store(bucket)?,
-            path: object_path(key)?,
-        };
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
-            .await
-            .map_err(|e| {
-                Error::bad_input(
-                    format!("{bucket}/{key}"),
-                    format!("not a readable Parquet file: {e}"),
-                )
-            })?;
+        let builder = self.parquet_builder(bucket, key).await?;
         let builder = match columns {
             Some(columns) => {
                 let mask = ProjectionMask::roots(
@@ -548,8 +546,6 @@ impl Drop for ParquetBatches {
 pub struct ParquetSink {
     tx: Option<tokio::sync::mpsc::Sender<SinkCommand>>,
     task: Option<tokio::task::JoinHandle<Result<()>>>,
-    /// Memory the encoder held after its last command.
-    held: Arc<std::sync::atomic::AtomicUsize>,
     storage: Storage,
     bucket: String,
     key: String,
@@ -581,17 +577,13 @@ impl ParquetSink {
         bucket: String,
         key: String,
     ) -> ParquetSink {
-        use std::sync::atomic::Ordering;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<SinkCommand>(SINK_QUEUE);
-        let held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let shown = Arc::clone(&held);
         let task = tokio::spawn(async move {
             while let Some(command) = rx.recv().await {
                 match command {
                     SinkCommand::Write(batch) => inner.write(&batch).await?,
                     SinkCommand::Flush => inner.flush().await?,
                 }
-                shown.store(inner.memory_size(), Ordering::Relaxed);
             }
             inner.close().await?;
             Ok(())
@@ -599,7 +591,6 @@ impl ParquetSink {
         ParquetSink {
             tx: Some(tx),
             task: Some(task),
-            held,
             storage,
             bucket,
             key,
@@ -639,15 +630,8 @@ impl ParquetSink {
         self.send(SinkCommand::Write(batch.clone())).await
     }
 
-    /// Memory the writer holds: encoded data not yet flushed and the upload buffer, as of the
-    /// last batch it encoded.
-    pub fn memory_size(&self) -> usize {
-        self.held.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     /// Ends the row group in progress, releasing its memory into the upload.
     pub async fn flush(&mut self) -> Result<()> {
-        self.held.store(0, std::sync::atomic::Ordering::Relaxed);
         self.send(SinkCommand::Flush).await
     }
 

@@ -15,8 +15,8 @@ use tessera_contract::{HashedKeyMap, HashedKeySet};
 
 use crate::error::{Error, Result};
 
-/// Rows whose records are decided in memory at once (about 64 bytes of records and 70 bytes of
-/// hash tables each: some 70 MB); a file with more rows is split into
+/// Rows whose records are decided in memory at once (about 80 bytes of records and 70 bytes of
+/// hash tables each: some 75 MB); a file with more rows is split into
 /// `ceil(rows / PARTITION_ROWS)` partitions on disk.
 pub const PARTITION_ROWS: u64 = 500_000;
 

@@ -762,19 +762,10 @@ struct Typed {
 }
 
 impl Typed {
+    /// Adds what another chunk found (its messages aside).
     fn add(&mut self, other: Typed) {
         self.rows += other.rows;
-        for name in &other.drift.unknown {
-            self.drift.unknown(name);
-        }
-        self.drift.more_unknown |= other.drift.more_unknown;
-        if self.seen.len() < other.seen.len() {
-            self.seen.resize(other.seen.len(), false);
-        }
-        for (a, b) in self.seen.iter_mut().zip(other.seen) {
-            *a |= b;
-        }
-        self.objects |= other.objects;
+        merge_findings((&mut self.drift, &mut self.seen, &mut self.objects), other);
     }
 }
 
@@ -782,15 +773,24 @@ impl Rows<'_> {
     /// Takes in what typing workers found.
     fn absorb(&mut self, typed: Typed) {
         self.stats.rows += typed.rows;
-        for name in &typed.drift.unknown {
-            self.drift.unknown(name);
-        }
-        self.drift.more_unknown |= typed.drift.more_unknown;
-        for (a, b) in self.seen.iter_mut().zip(typed.seen) {
-            *a |= b;
-        }
-        self.objects |= typed.objects;
+        merge_findings((&mut self.drift, &mut self.seen, &mut self.objects), typed);
     }
+}
+
+/// Unknown names, columns seen and whether objects were read, from `from` into `into`.
+fn merge_findings(into: (&mut DriftLog, &mut Vec<bool>, &mut bool), from: Typed) {
+    let (drift, seen, objects) = into;
+    for name in &from.drift.unknown {
+        drift.unknown(name);
+    }
+    drift.more_unknown |= from.drift.more_unknown;
+    if seen.len() < from.seen.len() {
+        seen.resize(from.seen.len(), false);
+    }
+    for (a, b) in seen.iter_mut().zip(from.seen) {
+        *a |= b;
+    }
+    *objects |= from.objects;
 }
 
 /// Types one chunk into its messages and findings.
