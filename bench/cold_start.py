@@ -8,10 +8,12 @@ Each run starts a function binary (DIR/<function>, e.g. the host release build i
 target/release) with AWS_LAMBDA_RUNTIME_API pointing at a small HTTP server on loopback, and
 measures the time from just before the process is spawned to the arrival of its first
 `GET /2018-06-01/runtime/invocation/next`: what the function does before it can take an event
-(runtime start, reading and validating the mesh file and its contracts, building the ports).
-The process is then killed. The functions read TESSERA_MESH (default: the repository's
-samplecli.toml) and TESSERA_ENV (default `embedded`: local folders, no network; the mesh's
-relative warehouse folder is created if missing). The binary is read from the page cache: a
+(runtime start, reading the mesh file and its contracts, building the ports). The process is
+then killed. The functions read the mesh layer as Lambda unpacks it into /opt: the folder of
+--mesh (default: the committed layer, infra/mesh/samplecli.toml, whose validation stamp spares
+them the contracts' JSON Schema) copied to a temporary folder, with TESSERA_ENV (default
+`embedded`: local folders, no network; the mesh's relative warehouse folder is created if
+missing). The binary is read from the page cache: a
 Lambda cold start also loads it from the deployment package, which this does not measure.
 
 A last row, `(baseline: curl)`, measures curl asking for an event the same way: what spawning
@@ -109,8 +111,10 @@ def main(argv=None):
                     help="folder with the function binaries (default: the target folder's "
                     "release/)")
     ap.add_argument("--runs", type=int, default=20)
-    ap.add_argument("--mesh", default=os.environ.get("TESSERA_MESH",
-                                                     os.path.join(root, "samplecli.toml")))
+    ap.add_argument("--mesh", default=os.environ.get(
+        "TESSERA_MESH", os.path.join(root, "infra", "mesh", "samplecli.toml")),
+        help="mesh file; its folder is copied, as Lambda unpacks the mesh layer into /opt "
+        "(default: the committed mesh layer, infra/mesh/, with its validation stamp)")
     ap.add_argument("--env", default=os.environ.get("TESSERA_ENV", "embedded"))
     ap.add_argument("--out", help="results folder: writes cold_start.tsv")
     ap.add_argument("--no-baseline", action="store_true",
@@ -119,7 +123,6 @@ def main(argv=None):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TESSERA_"))}
     env.update({
-        "TESSERA_MESH": os.path.abspath(a.mesh),
         "TESSERA_ENV": a.env,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -136,6 +139,9 @@ def main(argv=None):
         commands.append(("(baseline: curl)", ["curl", "-s", "-o", os.devnull,
                                               "http://{api}" + NEXT]))
     with tempfile.TemporaryDirectory() as cwd:
+        layer = os.path.join(cwd, "opt")
+        shutil.copytree(os.path.dirname(os.path.abspath(a.mesh)), layer)
+        env["TESSERA_MESH"] = os.path.join(layer, os.path.basename(a.mesh))
         for fn, argv in commands:
             fenv = dict(env, AWS_LAMBDA_FUNCTION_NAME=fn)
             try:

@@ -56,7 +56,7 @@ pub use diff::{Change, ChangeKind, ContractDiff, Direction, Side, Verdict, Versi
 pub use error::{ContractError, Problem, Result};
 pub use lint::lint;
 pub use model::{
-    Contract, Description, LogicalType, Property, SchemaObject, SlaProperty, SupportChannel,
-    TeamMember, TypeOptions,
+    Contract, Description, LogicalType, Property, SchemaObject, SchemaValidation, SlaProperty,
+    SupportChannel, TeamMember, TypeOptions,
 };
 pub use quality::{Metric, Operator, QualityRule, RuleKind, Severity, Unit};

@@ -11,18 +11,22 @@ use std::collections::HashMap;
 
 use crate::check;
 use crate::error::{ContractError, Problem, Result};
-use crate::model::{self, Contract, Property, SchemaObject};
+use crate::model::{self, Contract, Property, SchemaObject, SchemaValidation};
 use crate::yaml::Locations;
 
 /// Reads and validates a contract like [`Contract::from_yaml`], then runs the
 /// semantic checks above; the error lists every problem found.
 pub fn lint(text: &str, origin: &str) -> Result<Contract> {
-    lint_with_locations(text, origin).map(|(contract, _)| contract)
+    lint_with_locations(text, origin, SchemaValidation::Run).map(|(contract, _)| contract)
 }
 
 /// [`lint`], keeping where each node of the YAML is.
-pub(crate) fn lint_with_locations(text: &str, origin: &str) -> Result<(Contract, Locations)> {
-    let (contract, locations) = model::load(text, origin)?;
+pub(crate) fn lint_with_locations(
+    text: &str,
+    origin: &str,
+    schema: SchemaValidation,
+) -> Result<(Contract, Locations)> {
+    let (contract, locations) = model::load(text, origin, schema)?;
     let mut problems = Vec::new();
     let mut objects: HashMap<&str, usize> = HashMap::new();
     for (i, object) in contract.schema.iter().enumerate() {

@@ -38,6 +38,9 @@ use crate::error::{Error, Result};
 use crate::keys::validate_identifier;
 use crate::policy::{self as org, PolicyViolation, RecipeLines};
 
+mod validated;
+pub use validated::{VALIDATED_FILE, Validated};
+
 /// The mesh file as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1118,7 +1121,14 @@ impl Mesh {
             Error::Config(format!("cannot read mesh file `{}`: {e}", path.display()))
         })?;
         let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Mesh::from_toml(&text, &path.display().to_string(), &root)
+        let stamp = Validated::read(&root);
+        Mesh::parse(
+            &text,
+            &path.display().to_string(),
+            &root,
+            std::env::var("TESSERA_PII_SALT").ok(),
+            stamp.as_ref(),
+        )
     }
 
     /// Parses a mesh from TOML text; paths resolve against `root`.
@@ -1132,6 +1142,17 @@ impl Mesh {
         origin: &str,
         root: &Path,
         salt: Option<String>,
+    ) -> Result<Mesh> {
+        Mesh::parse(text, origin, root, salt, None)
+    }
+
+    /// Parses a mesh, skipping the JSON Schema for the contracts `stamp` vouches for.
+    fn parse(
+        text: &str,
+        origin: &str,
+        root: &Path,
+        salt: Option<String>,
+        stamp: Option<&Validated>,
     ) -> Result<Mesh> {
         let file: MeshFile =
             toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
@@ -1147,6 +1168,7 @@ impl Mesh {
             origin,
             root,
             policy: policy.as_ref(),
+            stamp,
         };
         let mut domains = Vec::new();
         for d in &file.domains {
@@ -1538,6 +1560,8 @@ struct Loader<'a> {
     origin: &'a str,
     root: &'a Path,
     policy: Option<&'a Policy>,
+    /// The package's validation stamp, when the mesh was loaded from one.
+    stamp: Option<&'a Validated>,
 }
 
 impl Loader<'_> {
@@ -1623,7 +1647,8 @@ impl Loader<'_> {
     ) -> Result<Product> {
         let origin = self.origin;
         let fail = |e: String| Error::Config(format!("{origin}: product `{name}`: {e}"));
-        let (mut contract, object, source_map) = load_contract(self.root, contract_file, object)?;
+        let (mut contract, object, source_map) =
+            load_contract(self.root, contract_file, object, self.stamp)?;
         let index = contract
             .schema
             .iter()
@@ -1788,12 +1813,14 @@ fn load_contract(
     root: &Path,
     rel: &Path,
     object: Option<&str>,
+    stamp: Option<&Validated>,
 ) -> Result<(Contract, String, SourceMap)> {
     let path = root.join(rel);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::Config(format!("cannot read contract `{}`: {e}", path.display())))?;
+    let schema = Validated::schema_for(stamp, rel, &text);
     let (contract, map) =
-        tessera_contract::policy::lint_located(&text, &rel.display().to_string())?;
+        tessera_contract::policy::lint_located_with(&text, &rel.display().to_string(), schema)?;
     let name = match object {
         Some(o) => contract.object(o).map(|o| o.name.clone()).ok_or_else(|| {
             Error::Config(format!("contract `{}` has no object `{o}`", rel.display()))

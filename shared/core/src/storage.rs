@@ -460,8 +460,12 @@ impl Storage {
             object_path(key)?,
             self.buckets.part_bytes(),
         );
+        let compression = match usage {
+            ParquetUse::Published => Compression::ZSTD(ZstdLevel::try_new(1)?),
+            ParquetUse::Intermediate => Compression::LZ4_RAW,
+        };
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+            .set_compression(compression)
             .set_max_row_group_row_count(Some(128 * 1024))
             .set_dictionary_enabled(usage == ParquetUse::Published)
             .build();
@@ -478,12 +482,13 @@ impl Storage {
 /// What a Parquet file is for, which decides its encodings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParquetUse {
-    /// Read by people and query engines (products, quarantine): dictionary encoding, which
-    /// makes low-cardinality columns small and fast to scan.
+    /// Read by people and query engines (products, quarantine): dictionary encoding and zstd,
+    /// which make files small and fast to scan.
     Published,
-    /// Read once by the next stage (the staged and clean zones): plain encoding under zstd,
-    /// cheaper to write, since building dictionaries of mostly distinct values (ids, hashes,
-    /// free text) costs more than it saves.
+    /// Read once by the next stage (the staged and clean zones): plain encoding under LZ4,
+    /// cheaper to write and to read. Building dictionaries of mostly distinct values (ids,
+    /// hashes, free text) costs more than it saves, and zstd costs several times LZ4's CPU
+    /// for files that live until the next stage has read them.
     Intermediate,
 }
 
@@ -773,5 +778,74 @@ impl MetadataSuffixFetch for &mut ObjectReader {
                 .map_err(parquet_err)
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    /// Each column chunk's codec and whether it has a dictionary page, read back from the file.
+    fn chunks(path: &std::path::Path) -> Vec<(Compression, bool)> {
+        let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+        let group = reader.metadata().row_group(0);
+        group
+            .columns()
+            .iter()
+            .map(|c| (c.compression(), c.dictionary_page_offset().is_some()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn intermediate_files_are_lz4_without_dictionaries_and_products_zstd_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::new(Arc::new(LocalBuckets::new(dir.path())), None);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("status", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..1000)),
+                Arc::new(StringArray::from_iter_values(
+                    (0..1000).map(|i| ["paid", "shipped"][i % 2]),
+                )),
+            ],
+        )
+        .unwrap();
+        for (key, usage) in [
+            ("staged.parquet", ParquetUse::Intermediate),
+            ("product.parquet", ParquetUse::Published),
+        ] {
+            let mut sink = storage
+                .write_parquet_as("zone", key, Arc::clone(&schema), usage)
+                .unwrap();
+            sink.write(&batch).await.unwrap();
+            sink.finish().await.unwrap();
+        }
+        let staged = chunks(&dir.path().join("zone/staged.parquet"));
+        assert!(
+            staged.iter().all(|c| *c == (Compression::LZ4_RAW, false)),
+            "{staged:?}"
+        );
+        let product = chunks(&dir.path().join("zone/product.parquet"));
+        assert!(
+            product
+                .iter()
+                .all(|(codec, dictionary)| matches!(codec, Compression::ZSTD(_)) && *dictionary),
+            "{product:?}"
+        );
+        // Both read back through the stages' own reader.
+        assert_eq!(
+            storage
+                .parquet_rows("zone", "staged.parquet")
+                .await
+                .unwrap(),
+            1000
+        );
     }
 }

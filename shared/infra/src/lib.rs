@@ -17,7 +17,7 @@
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
-use tessera_core::mesh::{Environment, Mesh};
+use tessera_core::mesh::{Environment, Mesh, VALIDATED_FILE, Validated};
 
 pub mod access;
 pub mod cfn;
@@ -259,7 +259,8 @@ fn check(mesh: &Mesh, options: &Options) -> Result<()> {
 }
 
 /// The files of the mesh layer: the mesh file, every contract it names and its policy file, at
-/// their paths relative to the mesh file, under [`MESH_LAYER_DIR`].
+/// their paths relative to the mesh file, under [`MESH_LAYER_DIR`], with the stamp
+/// ([`VALIDATED_FILE`]) that spares the functions the contracts' JSON Schema at start.
 pub fn mesh_layer(mesh: &Mesh, options: &Options) -> Result<Vec<Artifact>> {
     check(mesh, options)?;
     let mut files = vec![PathBuf::from(&options.mesh_file)];
@@ -282,7 +283,7 @@ pub fn mesh_layer(mesh: &Mesh, options: &Options) -> Result<Vec<Artifact>> {
     }
     files.sort();
     files.dedup();
-    files
+    let mut artifacts = files
         .into_iter()
         .map(|relative| {
             let source = mesh.root.join(&relative);
@@ -295,7 +296,14 @@ pub fn mesh_layer(mesh: &Mesh, options: &Options) -> Result<Vec<Artifact>> {
                 contents,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    // `mesh` was loaded with every contract checked: the functions need not check them again.
+    let stamp = Validated::of(mesh)?;
+    artifacts.push(Artifact {
+        path: Path::new(MESH_LAYER_DIR).join(VALIDATED_FILE),
+        contents: stamp.to_json(),
+    });
+    Ok(artifacts)
 }
 
 /// Every file of `stacks`: templates, and the mesh layer when a domain stack is included.
@@ -527,13 +535,22 @@ mod tests {
                 "mesh/domains/sales/segment_revenue/segment_revenue.odcs.yaml",
                 "mesh/policy.yaml",
                 "mesh/samplecli.toml",
+                "mesh/.tessera-validated.json",
             ]
         );
-        // What the functions load from /opt is a mesh that loads.
+        // What the functions load from /opt is a mesh that loads, and the stamp vouches for
+        // every contract in it.
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &layer, false).unwrap();
         let loaded = Mesh::load(&dir.path().join("mesh/samplecli.toml")).unwrap();
         assert_eq!(loaded.products().count(), mesh.products().count());
+        let stamp: serde_json::Value =
+            serde_json::from_slice(&layer.last().unwrap().contents).unwrap();
+        assert_eq!(stamp["contracts"].as_object().unwrap().len(), 7);
+        assert_eq!(
+            Validated::of(&loaded).unwrap().to_json(),
+            layer.last().unwrap().contents
+        );
         assert!(mesh_layer(&mesh, &Options::new("dir/samplecli.toml")).is_err());
     }
 }

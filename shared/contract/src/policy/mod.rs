@@ -55,7 +55,7 @@ use serde_json::Value;
 pub use detect::{Detector, Finding, ValueScan, iban_mod97, luhn};
 
 use crate::error::{ContractError, Problem, Result, escape_token};
-use crate::model::{Contract, Property};
+use crate::model::{Contract, Property, SchemaValidation};
 use crate::yaml::{self, Locations};
 
 /// Format of the policy file this version of Tessera reads.
@@ -391,7 +391,16 @@ impl SourceMap {
 
 /// Lints a contract like [`crate::lint`], keeping where each of its nodes is.
 pub fn lint_located(text: &str, origin: &str) -> Result<(Contract, SourceMap)> {
-    crate::lint::lint_with_locations(text, origin).map(|(c, l)| (c, SourceMap(l)))
+    lint_located_with(text, origin, SchemaValidation::Run)
+}
+
+/// [`lint_located`], with the JSON Schema step run or skipped as `schema` says.
+pub fn lint_located_with(
+    text: &str,
+    origin: &str,
+    schema: SchemaValidation,
+) -> Result<(Contract, SourceMap)> {
+    crate::lint::lint_with_locations(text, origin, schema).map(|(c, l)| (c, SourceMap(l)))
 }
 
 /// Whether `name` is a valid Glue/Athena identifier: lower-case ASCII letters, digits and `_`,
