@@ -172,11 +172,18 @@ fn parse_str(dt: &DataType, text: &str, spec: &ColumnSpec) -> Result<Cell, Strin
 /// Parses a JSON value (NDJSON) into a cell of the spec's type.
 pub fn parse_json(spec: &ColumnSpec, value: &Value) -> Result<Cell, String> {
     match value {
-        Value::String(s) => matches_pattern(spec, s)?,
+        Value::String(s) => return parse_json_str(spec, s),
         Value::Number(n) => matches_pattern(spec, &n.to_string())?,
         _ => {}
     }
     parse_json_as(&spec.data_type, value, spec)
+}
+
+/// [`parse_json`] of a JSON string: whatever the column's type, its text is read as CSV text
+/// is, after the pattern.
+pub fn parse_json_str(spec: &ColumnSpec, s: &str) -> Result<Cell, String> {
+    matches_pattern(spec, s)?;
+    parse_str(&spec.data_type, s, spec)
 }
 
 fn parse_json_as(dt: &DataType, value: &Value, spec: &ColumnSpec) -> Result<Cell, String> {

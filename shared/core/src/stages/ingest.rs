@@ -16,6 +16,7 @@
 //! object in the recipe's `extras_column`. A declared column the file lacks is read as null:
 //! clean fills the recipe's `defaults`, and quarantines rows that lack a required value.
 
+mod flat_json;
 mod input;
 mod json_array;
 mod parquet_file;
@@ -487,6 +488,49 @@ impl<'a> Rows<'a> {
             || value.clone(),
             extras,
             |_, spec| parse_json(spec, map.get(spec.read_from()).unwrap_or(&Value::Null)),
+        )
+    }
+}
+
+impl Rows<'_> {
+    /// [`Rows::json_object`] for an NDJSON line read as a flat object (`text`, its JSON, is read
+    /// again as a value only when the row is quarantined).
+    fn flat_object(
+        &mut self,
+        at: At,
+        fields: &[(std::borrow::Cow<'_, str>, flat_json::Flat<'_>)],
+        text: &[u8],
+    ) -> Result<()> {
+        let plan = self.plan;
+        let mut extras = Map::new();
+        for (k, v) in fields {
+            let declared = plan
+                .specs
+                .iter()
+                .enumerate()
+                .any(|(i, s)| plan.is_read(i) && s.name == *k);
+            if !declared {
+                self.drift.unknown(k);
+                if plan.extras.is_some() {
+                    extras.insert(k.to_string(), v.to_value());
+                }
+            }
+        }
+        self.objects = true;
+        for (seen, spec) in self.seen.iter_mut().zip(&plan.specs) {
+            if !*seen && flat_json::get(fields, spec.read_from()).is_some() {
+                *seen = true;
+            }
+        }
+        let extras = (!extras.is_empty()).then(|| Value::Object(extras).to_string());
+        self.row_with_extras(
+            at,
+            || serde_json::from_slice(text).unwrap_or_else(|_| Value::String(lossy(text))),
+            extras,
+            |_, spec| match flat_json::get(fields, spec.read_from()) {
+                Some(value) => value.cell(spec),
+                None => parse_json(spec, &Value::Null),
+            },
         )
     }
 }
@@ -987,18 +1031,20 @@ fn parse_ndjson(mut reader: impl BufRead, rows: &mut Rows<'_>) -> Result<()> {
                     Value::Null,
                 );
             };
-            let value: Value = match serde_json::from_slice(&text) {
-                Ok(v) => v,
+            match flat_json::Line::parse(&text) {
+                Ok(flat_json::Line::Object(fields)) => {
+                    rows.flat_object(At::Line(line), &fields, &text)
+                }
+                Ok(flat_json::Line::Other(value)) => rows.json_object(At::Line(line), value),
                 Err(e) => {
                     rows.stats.rows += 1;
-                    return rows.bad(
+                    rows.bad(
                         At::Line(line),
                         format!("malformed JSON: {e}"),
                         Value::String(lossy(&text)),
-                    );
+                    )
                 }
-            };
-            rows.json_object(At::Line(line), value)
+            }
         },
     )
 }
