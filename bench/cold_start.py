@@ -133,7 +133,7 @@ def main(argv=None):
     })
     rows = []
     failed = False
-    commands = [(fn, [os.path.join(a.bin_dir, fn)]) for fn in a.functions]
+    commands = [(fn, [os.path.join(os.path.abspath(a.bin_dir), fn)]) for fn in a.functions]
     if not a.no_baseline and shutil.which("curl"):
         # What the harness itself adds (spawning, loopback HTTP) plus curl's own start.
         commands.append(("(baseline: curl)", ["curl", "-s", "-o", os.devnull,
