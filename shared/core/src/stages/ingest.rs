@@ -461,45 +461,16 @@ impl<'a> Rows<'a> {
             };
             return self.bad(at, format!("{what} is not a JSON object"), value);
         };
-        let plan = self.plan;
-        let mut extras = Map::new();
-        for (k, v) in map {
-            let declared = plan
-                .specs
-                .iter()
-                .enumerate()
-                .any(|(i, s)| plan.is_read(i) && &s.name == k);
-            if !declared {
-                self.drift.unknown(k);
-                if plan.extras.is_some() {
-                    extras.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        self.objects = true;
-        for (seen, spec) in self.seen.iter_mut().zip(&plan.specs) {
-            if !*seen && map.contains_key(spec.read_from()) {
-                *seen = true;
-            }
-        }
-        let extras = (!extras.is_empty()).then(|| Value::Object(extras).to_string());
-        self.row_with_extras(
-            at,
-            || value.clone(),
-            extras,
-            |_, spec| parse_json(spec, map.get(spec.read_from()).unwrap_or(&Value::Null)),
-        )
+        let fields = flat_json::borrow_object(map);
+        self.object(at, &fields, || value.clone())
     }
-}
 
-impl Rows<'_> {
-    /// [`Rows::json_object`] for an NDJSON line read as a flat object (`text`, its JSON, is read
-    /// again as a value only when the row is quarantined).
-    fn flat_object(
+    /// A row from a JSON object's fields; `raw` gives the object when the row is quarantined.
+    fn object(
         &mut self,
         at: At,
         fields: &[(std::borrow::Cow<'_, str>, flat_json::Flat<'_>)],
-        text: &[u8],
+        raw: impl FnOnce() -> Value,
     ) -> Result<()> {
         let plan = self.plan;
         let mut extras = Map::new();
@@ -523,15 +494,12 @@ impl Rows<'_> {
             }
         }
         let extras = (!extras.is_empty()).then(|| Value::Object(extras).to_string());
-        self.row_with_extras(
-            at,
-            || serde_json::from_slice(text).unwrap_or_else(|_| Value::String(lossy(text))),
-            extras,
-            |_, spec| match flat_json::get(fields, spec.read_from()) {
+        self.row_with_extras(at, raw, extras, |_, spec| {
+            match flat_json::get(fields, spec.read_from()) {
                 Some(value) => value.cell(spec),
                 None => parse_json(spec, &Value::Null),
-            },
-        )
+            }
+        })
     }
 }
 
@@ -1032,9 +1000,10 @@ fn parse_ndjson(mut reader: impl BufRead, rows: &mut Rows<'_>) -> Result<()> {
                 );
             };
             match flat_json::Line::parse(&text) {
-                Ok(flat_json::Line::Object(fields)) => {
-                    rows.flat_object(At::Line(line), &fields, &text)
-                }
+                // Parsed again, as a value, only when the row is quarantined.
+                Ok(flat_json::Line::Object(fields)) => rows.object(At::Line(line), &fields, || {
+                    serde_json::from_slice(&text).unwrap_or_else(|_| Value::String(lossy(&text)))
+                }),
                 Ok(flat_json::Line::Other(value)) => rows.json_object(At::Line(line), value),
                 Err(e) => {
                     rows.stats.rows += 1;

@@ -1,5 +1,7 @@
 //! One NDJSON line as a flat object: its keys and scalar values borrowed from the line where
-//! the JSON allows it (no escapes), nested values as [`Value`].
+//! the JSON allows it (no escapes), nested values as [`Value`]. A JSON object already read as a
+//! `Value` (an element of a JSON array) borrows into the same form ([`borrow_object`]), so that
+//! rows are built from objects one way.
 //!
 //! Reading a line into a `serde_json::Value` builds a map and allocates every key and string,
 //! only for the row to look values up by name once and type them: most of NDJSON ingest's
@@ -28,7 +30,7 @@ pub(super) enum Flat<'a> {
     Bool(bool),
     Number(Number),
     Str(Cow<'a, str>),
-    Nested(Value),
+    Nested(Cow<'a, Value>),
 }
 
 impl<'a> Line<'a> {
@@ -49,7 +51,7 @@ impl Flat<'_> {
             Flat::Bool(b) => Value::Bool(*b),
             Flat::Number(n) => Value::Number(n.clone()),
             Flat::Str(s) => Value::String(s.to_string()),
-            Flat::Nested(v) => v.clone(),
+            Flat::Nested(v) => v.clone().into_owned(),
         }
     }
 
@@ -61,6 +63,22 @@ impl Flat<'_> {
             scalar => parse_json(spec, &scalar.to_value()),
         }
     }
+}
+
+/// The fields of an object read as a `Value`, borrowed.
+pub(super) fn borrow_object(map: &serde_json::Map<String, Value>) -> Vec<(Cow<'_, str>, Flat<'_>)> {
+    map.iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::Null => Flat::Null,
+                Value::Bool(b) => Flat::Bool(*b),
+                Value::Number(n) => Flat::Number(n.clone()),
+                Value::String(s) => Flat::Str(Cow::Borrowed(s)),
+                nested => Flat::Nested(Cow::Borrowed(nested)),
+            };
+            (Cow::Borrowed(k.as_str()), v)
+        })
+        .collect()
 }
 
 /// The last value of `key` among `fields`.
@@ -197,11 +215,11 @@ impl<'de> Visitor<'de> for FlatVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Value::deserialize(SeqAccessDeserializer::new(seq)).map(Flat::Nested)
+        Value::deserialize(SeqAccessDeserializer::new(seq)).map(|v| Flat::Nested(Cow::Owned(v)))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        Value::deserialize(MapAccessDeserializer::new(map)).map(Flat::Nested)
+        Value::deserialize(MapAccessDeserializer::new(map)).map(|v| Flat::Nested(Cow::Owned(v)))
     }
 }
 
@@ -236,6 +254,23 @@ mod tests {
         assert!(matches!(&fields[0].1, Flat::Str(Cow::Borrowed("plain"))));
         assert!(matches!(get(&fields, "k"), Some(Flat::Str(s)) if s == "esc\u{e9}"));
         assert!(get(&fields, "missing").is_none());
+    }
+
+    #[test]
+    fn a_value_object_borrows_into_the_same_fields() {
+        let text = r#"{"a": 1, "d": "x", "g": [1], "e": null}"#;
+        let Value::Object(map) = serde_json::from_str::<Value>(text).unwrap() else {
+            panic!("not an object")
+        };
+        let mut borrowed: Vec<(String, Value)> = borrow_object(&map)
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_value()))
+            .collect();
+        // A `Map` keeps the text's order only with serde_json's `preserve_order`.
+        let mut expected = fields(text);
+        borrowed.sort_by(|a, b| a.0.cmp(&b.0));
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(borrowed, expected);
     }
 
     #[test]
