@@ -5,8 +5,8 @@
 //! contract's path and the SHA-256 of its text, with the Tessera version that checked them.
 //! A function loading the mesh from that folder skips the schema for a contract whose text still
 //! has that digest; any other contract (edited, added, or stamped by another version) is checked
-//! in full, and a missing or unreadable stamp changes nothing. Compiling the schema is about a
-//! third of a function's start before its first event.
+//! in full, and a missing or unreadable stamp changes nothing. Compiling the schema is about
+//! 10 ms, half of a function's start before its first event.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path};

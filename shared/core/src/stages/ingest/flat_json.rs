@@ -36,10 +36,13 @@ pub(super) enum Flat<'a> {
 impl<'a> Line<'a> {
     /// Reads a whole line; anything after the value is an error, as for `serde_json::from_slice`.
     pub(super) fn parse(text: &'a [u8]) -> serde_json::Result<Line<'a>> {
+        if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return serde_json::from_slice(text).map(Line::Other);
+        }
         let mut de = serde_json::Deserializer::from_slice(text);
-        let line = Line::deserialize(&mut de)?;
+        let fields = de.deserialize_map(ObjectVisitor)?;
         de.end()?;
-        Ok(line)
+        Ok(Line::Object(fields))
     }
 }
 
@@ -89,19 +92,14 @@ pub(super) fn get<'f, 'a>(
     fields.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
-impl<'de> Deserialize<'de> for Line<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(LineVisitor)
-    }
-}
+/// The fields of a JSON object, in order.
+struct ObjectVisitor;
 
-struct LineVisitor;
-
-impl<'de> Visitor<'de> for LineVisitor {
-    type Value = Line<'de>;
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = Vec<(Cow<'de, str>, Flat<'de>)>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
+        f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -109,35 +107,7 @@ impl<'de> Visitor<'de> for LineVisitor {
         while let Some(key) = map.next_key::<Text<'de>>()? {
             fields.push((key.0, map.next_value::<Flat<'de>>()?));
         }
-        Ok(Line::Object(fields))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Value::deserialize(SeqAccessDeserializer::new(seq)).map(Line::Other)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Line::Other(Value::Null))
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Line::Other(Value::Bool(v)))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Line::Other(Value::from(v)))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Line::Other(Value::from(v)))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Line::Other(Value::from(v)))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Line::Other(Value::String(v.into())))
+        Ok(fields)
     }
 }
 
