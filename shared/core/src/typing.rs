@@ -4,6 +4,7 @@
 //! to the column builders. A row that fails is therefore never half-written: it goes to
 //! quarantine whole, with the column and the reason.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -17,6 +18,10 @@ use arrow::datatypes::{DataType, Field, FieldRef, Fields, TimeUnit};
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
+
+pub mod json;
+
+use json::Json;
 
 /// How to read values of one column.
 #[derive(Debug, Clone)]
@@ -68,13 +73,13 @@ pub enum DecimalRounding {
     HalfUp,
 }
 
-/// A parsed value, ready to append.
+/// A parsed value, ready to append; text borrows from its source where it can.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
+pub enum Cell<'a> {
     /// Null.
     Null,
     /// Text.
-    Str(String),
+    Str(Cow<'a, str>),
     /// Boolean.
     Bool(bool),
     /// Any signed integer (range checked for the column type).
@@ -92,13 +97,33 @@ pub enum Cell {
     /// Microseconds since midnight.
     Time(i64),
     /// List items.
-    List(Vec<Cell>),
+    List(Vec<Cell<'a>>),
     /// Struct fields in declared order.
-    Struct(Vec<Cell>),
+    Struct(Vec<Cell<'a>>),
+}
+
+impl Cell<'_> {
+    /// The cell, its text owned.
+    pub fn into_owned(self) -> Cell<'static> {
+        match self {
+            Cell::Null => Cell::Null,
+            Cell::Str(s) => Cell::Str(Cow::Owned(s.into_owned())),
+            Cell::Bool(v) => Cell::Bool(v),
+            Cell::Int(v) => Cell::Int(v),
+            Cell::UInt(v) => Cell::UInt(v),
+            Cell::Float(v) => Cell::Float(v),
+            Cell::Decimal(v) => Cell::Decimal(v),
+            Cell::Date(v) => Cell::Date(v),
+            Cell::Timestamp(v) => Cell::Timestamp(v),
+            Cell::Time(v) => Cell::Time(v),
+            Cell::List(items) => Cell::List(items.into_iter().map(Cell::into_owned).collect()),
+            Cell::Struct(items) => Cell::Struct(items.into_iter().map(Cell::into_owned).collect()),
+        }
+    }
 }
 
 /// Parses a text value (CSV) into a cell of the spec's type. Blank text is null.
-pub fn parse_text(spec: &ColumnSpec, text: &str) -> Result<Cell, String> {
+pub fn parse_text<'a>(spec: &ColumnSpec, text: &'a str) -> Result<Cell<'a>, String> {
     matches_pattern(spec, text)?;
     parse_str(&spec.data_type, text, spec)
 }
@@ -115,12 +140,12 @@ fn matches_pattern(spec: &ColumnSpec, text: &str) -> Result<(), String> {
     }
 }
 
-fn parse_str(dt: &DataType, text: &str, spec: &ColumnSpec) -> Result<Cell, String> {
+fn parse_str<'a>(dt: &DataType, text: &'a str, spec: &ColumnSpec) -> Result<Cell<'a>, String> {
     if let DataType::Utf8 = dt {
         return Ok(if text.is_empty() {
             Cell::Null
         } else {
-            Cell::Str(text.to_owned())
+            Cell::Str(Cow::Borrowed(text))
         });
     }
     let t = text.trim();
@@ -161,7 +186,11 @@ fn parse_str(dt: &DataType, text: &str, spec: &ColumnSpec) -> Result<Cell, Strin
             .or_else(|_| NaiveTime::parse_from_str(t, "%H:%M"))
             .map(|v| Cell::Time(time_micros(v)))
             .map_err(|_| format!("cannot read `{}` as a time", shorten(t))),
-        DataType::List(_) | DataType::Struct(_) => match serde_json::from_str::<Value>(t) {
+        DataType::List(_) | DataType::Struct(_) => match Json::parse(t.as_bytes()) {
+            // A number or boolean read back as text would be read as that text again, forever.
+            Ok(v @ (Json::Number(_) | Json::Bool(_))) => {
+                Err(format!("a JSON {} cannot be {dt}", v.kind()))
+            }
             Ok(v) => parse_json_as(dt, &v, spec),
             Err(e) => Err(format!("cannot read `{}` as JSON: {e}", shorten(t))),
         },
@@ -169,11 +198,20 @@ fn parse_str(dt: &DataType, text: &str, spec: &ColumnSpec) -> Result<Cell, Strin
     }
 }
 
-/// Parses a JSON value (NDJSON) into a cell of the spec's type.
-pub fn parse_json(spec: &ColumnSpec, value: &Value) -> Result<Cell, String> {
+/// Parses a JSON value into a cell of the spec's type.
+pub fn parse_json<'a>(spec: &ColumnSpec, value: &'a Value) -> Result<Cell<'a>, String> {
     match value {
-        Value::String(s) => return parse_json_str(spec, s),
-        Value::Number(n) => matches_pattern(spec, &n.to_string())?,
+        Value::String(s) => parse_json_str(spec, s),
+        other => parse_json_ref(spec, &Json::borrow(other)).map(Cell::into_owned),
+    }
+}
+
+/// [`parse_json`] of a value read as [`Json`] (NDJSON lines, nested CSV values): text borrows
+/// from `value`'s source where `value` does.
+pub fn parse_json_ref<'a>(spec: &ColumnSpec, value: &Json<'a>) -> Result<Cell<'a>, String> {
+    match value {
+        Json::Str(s) => return str_cell(s, |s| parse_json_str(spec, s)),
+        Json::Number(n) => matches_pattern(spec, &n.to_string())?,
         _ => {}
     }
     parse_json_as(&spec.data_type, value, spec)
@@ -181,17 +219,32 @@ pub fn parse_json(spec: &ColumnSpec, value: &Value) -> Result<Cell, String> {
 
 /// [`parse_json`] of a JSON string: whatever the column's type, its text is read as CSV text
 /// is, after the pattern.
-pub fn parse_json_str(spec: &ColumnSpec, s: &str) -> Result<Cell, String> {
+pub fn parse_json_str<'a>(spec: &ColumnSpec, s: &'a str) -> Result<Cell<'a>, String> {
     matches_pattern(spec, s)?;
     parse_str(&spec.data_type, s, spec)
 }
 
-fn parse_json_as(dt: &DataType, value: &Value, spec: &ColumnSpec) -> Result<Cell, String> {
+/// The cell `parse` makes of a JSON string, borrowing from the string's source if it does.
+fn str_cell<'a>(
+    s: &Cow<'a, str>,
+    parse: impl for<'s> FnOnce(&'s str) -> Result<Cell<'s>, String>,
+) -> Result<Cell<'a>, String> {
+    match s {
+        Cow::Borrowed(s) => parse(s),
+        Cow::Owned(s) => parse(s).map(Cell::into_owned),
+    }
+}
+
+fn parse_json_as<'a>(
+    dt: &DataType,
+    value: &Json<'a>,
+    spec: &ColumnSpec,
+) -> Result<Cell<'a>, String> {
     match (dt, value) {
-        (_, Value::Null) => Ok(Cell::Null),
-        (DataType::Utf8, Value::String(s)) => parse_str(dt, s, spec),
-        (DataType::Utf8, other) => Ok(Cell::Str(other.to_string())),
-        (DataType::List(item), Value::Array(items)) => items
+        (_, Json::Null) => Ok(Cell::Null),
+        (DataType::Utf8, Json::Str(s)) => str_cell(s, |s| parse_str(dt, s, spec)),
+        (DataType::Utf8, other) => Ok(Cell::Str(Cow::Owned(other.to_value().to_string()))),
+        (DataType::List(item), Json::Array(items)) => items
             .iter()
             .enumerate()
             .map(|(i, v)| {
@@ -199,17 +252,19 @@ fn parse_json_as(dt: &DataType, value: &Value, spec: &ColumnSpec) -> Result<Cell
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Cell::List),
-        (DataType::Struct(fields), Value::Object(map)) => fields
+        (DataType::Struct(fields), Json::Object(map)) => fields
             .iter()
             .map(|f| {
-                let v = map.get(f.name()).unwrap_or(&Value::Null);
+                let v = json::get(map, f.name()).unwrap_or(&Json::Null);
                 parse_json_as(f.data_type(), v, spec)
                     .map_err(|e| format!("field `{}`: {e}", f.name()))
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Cell::Struct),
-        (DataType::List(_) | DataType::Struct(_), Value::String(s)) => parse_str(dt, s, spec),
-        (DataType::Decimal128(p, s), Value::Number(n)) => {
+        (DataType::List(_) | DataType::Struct(_), Json::Str(s)) => {
+            str_cell(s, |s| parse_str(dt, s, spec))
+        }
+        (DataType::Decimal128(p, s), Json::Number(n)) => {
             // Exact, like text: more decimal places than the scale are refused, never rounded.
             // Integers keep their digits; a float prints as the shortest text that reads back
             // as it (Rust's `Display` never uses an exponent), i.e. the number the source wrote.
@@ -219,40 +274,27 @@ fn parse_json_as(dt: &DataType, value: &Value, spec: &ColumnSpec) -> Result<Cell
             };
             parse_decimal_rounded(&text, *p, *s, spec.rounding).map(Cell::Decimal)
         }
-        (DataType::Float32 | DataType::Float64, Value::Number(n)) => n
+        (DataType::Float32 | DataType::Float64, Json::Number(n)) => n
             .as_f64()
             .map(Cell::Float)
             .ok_or_else(|| format!("number `{n}` out of range")),
-        (
-            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64,
-            Value::Number(n),
-        ) => n
-            .as_i64()
-            .ok_or_else(|| format!("`{n}` is not an integer"))
-            .and_then(|v| int_in_range(dt, v)),
+        (DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64, Json::Number(n)) => {
+            n.as_i64()
+                .ok_or_else(|| format!("`{n}` is not an integer"))
+                .and_then(|v| int_in_range(dt, v))
+        }
         (
             DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64,
-            Value::Number(n),
+            Json::Number(n),
         ) => n
             .as_u64()
             .ok_or_else(|| format!("`{n}` is not an unsigned integer"))
             .and_then(|v| uint_in_range(dt, v)),
-        (DataType::Boolean, Value::Bool(b)) => Ok(Cell::Bool(*b)),
-        (_, Value::String(s)) => parse_str(dt, s, spec),
-        (_, Value::Number(n)) => parse_str(dt, &n.to_string(), spec),
-        (_, Value::Bool(b)) => parse_str(dt, &b.to_string(), spec),
-        (dt, other) => Err(format!("a JSON {} cannot be {dt}", json_kind(other))),
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+        (DataType::Boolean, Json::Bool(b)) => Ok(Cell::Bool(*b)),
+        (_, Json::Str(s)) => str_cell(s, |s| parse_str(dt, s, spec)),
+        (_, Json::Number(n)) => parse_str(dt, &n.to_string(), spec).map(Cell::into_owned),
+        (_, Json::Bool(b)) => parse_str(dt, &b.to_string(), spec).map(Cell::into_owned),
+        (dt, other) => Err(format!("a JSON {} cannot be {dt}", other.kind())),
     }
 }
 
@@ -264,7 +306,7 @@ fn shorten(s: &str) -> String {
     }
 }
 
-fn int_in_range(dt: &DataType, v: i64) -> Result<Cell, String> {
+fn int_in_range(dt: &DataType, v: i64) -> Result<Cell<'static>, String> {
     let (lo, hi) = match dt {
         DataType::Int8 => (i64::from(i8::MIN), i64::from(i8::MAX)),
         DataType::Int16 => (i64::from(i16::MIN), i64::from(i16::MAX)),
@@ -278,7 +320,7 @@ fn int_in_range(dt: &DataType, v: i64) -> Result<Cell, String> {
     }
 }
 
-fn uint_in_range(dt: &DataType, v: u64) -> Result<Cell, String> {
+fn uint_in_range(dt: &DataType, v: u64) -> Result<Cell<'static>, String> {
     let hi = match dt {
         DataType::UInt8 => u64::from(u8::MAX),
         DataType::UInt16 => u64::from(u16::MAX),
@@ -692,7 +734,7 @@ impl ColumnBuilder {
 
     /// Appends a cell parsed for this column's type. A cell of another shape appends null:
     /// callers only pass cells that [`parse_text`]/[`parse_json`] made for this type.
-    pub fn append(&mut self, cell: &Cell) {
+    pub fn append(&mut self, cell: &Cell<'_>) {
         match &mut self.kind {
             Kind::List {
                 item,
@@ -758,7 +800,7 @@ impl ColumnBuilder {
     }
 }
 
-fn append_leaf(b: &mut dyn ArrayBuilder, cell: &Cell) {
+fn append_leaf(b: &mut dyn ArrayBuilder, cell: &Cell<'_>) {
     let any = b.as_any_mut();
     macro_rules! put {
         ($ty:ty, $v:expr) => {
@@ -769,7 +811,7 @@ fn append_leaf(b: &mut dyn ArrayBuilder, cell: &Cell) {
         };
     }
     match cell {
-        Cell::Str(s) => put!(StringBuilder, Some(s.as_str())),
+        Cell::Str(s) => put!(StringBuilder, Some(s.as_ref())),
         Cell::Bool(v) => put!(BooleanBuilder, Some(*v)),
         Cell::Int(v) => {
             put!(Int64Builder, Some(*v));
@@ -1065,6 +1107,54 @@ mod tests {
         assert_eq!(array.null_count(), 1);
         let list = array.as_any().downcast_ref::<ListArray>().unwrap();
         assert_eq!(list.value(0).len(), 2);
+    }
+
+    #[test]
+    fn nested_text_types_as_its_json_value_does_and_borrows_its_strings() {
+        let item = DataType::Struct(Fields::from(vec![
+            Field::new("sku", DataType::Utf8, true),
+            Field::new("qty", DataType::Int32, true),
+            Field::new("price", DataType::Decimal128(10, 2), true),
+            Field::new("tags", DataType::Utf8, true),
+        ]));
+        let s = spec(DataType::List(Arc::new(Field::new("item", item, true))));
+        let texts = [
+            r#"[{"sku":"A","qty":2,"price":1.5},{"sku":"B\u00e9","price":"2.25"}]"#,
+            r#"[{"sku":"A","sku":"C","tags":{"x":[1,2]},"price":3}]"#,
+            r#"[{"qty":"two"}]"#,
+            r#"[{"qty":1},{"price":1.234}]"#,
+            r#"[{"sku":"A"}, 7]"#,
+            r#"[true]"#,
+            r#"7"#,
+            r#"{"sku":"A"}"#,
+            r#"[{"sku":"A"}"#,
+        ];
+        for text in texts {
+            let value: Result<Value, _> = serde_json::from_str(text);
+            let from_text = parse_text(&s, text);
+            match value {
+                Ok(v) => assert_eq!(from_text, parse_json(&s, &v), "{text}"),
+                Err(e) => assert_eq!(
+                    from_text,
+                    Err(format!("cannot read `{}` as JSON: {e}", shorten(text))),
+                    "{text}"
+                ),
+            }
+        }
+        let Ok(Cell::List(items)) = parse_text(&s, texts[0]) else {
+            panic!("not a list")
+        };
+        let Cell::Struct(first) = &items[0] else {
+            panic!("not a struct")
+        };
+        assert!(matches!(&first[0], Cell::Str(Cow::Borrowed("A"))));
+        // A scalar where a struct is expected is refused (it once recursed until the stack ran out).
+        let refused = parse_text(&s, r#"[{"sku":"A"}, 7]"#).unwrap_err();
+        assert!(
+            refused.starts_with("item 1: a JSON number cannot be Struct"),
+            "{refused}"
+        );
+        assert_eq!(first[2], Cell::Decimal(150));
     }
 
     #[test]

@@ -16,7 +16,6 @@
 //! object in the recipe's `extras_column`. A declared column the file lacks is read as null:
 //! clean fills the recipe's `defaults`, and quarantines rows that lack a required value.
 
-mod flat_json;
 mod input;
 mod json_array;
 mod parquet_file;
@@ -38,7 +37,8 @@ use crate::keys::{Zone, input_id, stem};
 use crate::mesh::{ProductKind, ShortRows, SourceConfig, SourceFormat, UnknownColumns};
 use crate::runs::{self, Drift, InputRef, RunRecord, RunStatus};
 use crate::storage::{BATCH_ROWS, ParquetUse};
-use crate::typing::{Cell, ColumnBuilder, ColumnSpec, parse_json, parse_text};
+use crate::typing::json::{self, Json};
+use crate::typing::{Cell, ColumnBuilder, ColumnSpec, parse_json, parse_json_ref, parse_text};
 
 pub use input::RATIO_FLOOR;
 pub(crate) use input::read_sample;
@@ -293,12 +293,20 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
     runs::save(&ctx.storage, bucket, record, started).await
 }
 
+/// An empty vector with the allocation of `cells`, for cells of another lifetime (the standard
+/// library collects a vector into one of the same layout in place).
+fn reuse<'x, 'y>(mut cells: Vec<Cell<'x>>) -> Vec<Cell<'y>> {
+    cells.clear();
+    cells.into_iter().map(|_| Cell::Null).collect()
+}
+
 /// Accumulates typed rows into batches.
 struct Rows<'a> {
     plan: &'a Plan,
     builders: Vec<ColumnBuilder>,
     pending: usize,
-    cells: Vec<Cell>,
+    /// The row being typed: an empty vector between rows, kept for its allocation.
+    cells: Vec<Cell<'static>>,
     tx: &'a mpsc::Sender<Msg>,
     stats: ParseStats,
     drift: DriftLog,
@@ -363,43 +371,45 @@ impl<'a> Rows<'a> {
         dead_code,
         reason = "the sink of readers without extras, such as a CDC reader"
     )]
-    fn row(
+    fn row<'c>(
         &mut self,
         at: impl Into<At>,
         raw: impl FnOnce() -> Value,
-        cell: impl FnMut(usize, &ColumnSpec) -> Result<Cell, String>,
+        cell: impl FnMut(usize, &ColumnSpec) -> Result<Cell<'c>, String>,
     ) -> Result<()> {
         self.row_with_extras(at.into(), raw, None, cell)
     }
 
     /// [`Rows::row`], the extras column (when kept) taking `extras`.
-    fn row_with_extras(
+    fn row_with_extras<'c>(
         &mut self,
         at: At,
         raw: impl FnOnce() -> Value,
         extras: Option<String>,
-        mut cell: impl FnMut(usize, &ColumnSpec) -> Result<Cell, String>,
+        mut cell: impl FnMut(usize, &ColumnSpec) -> Result<Cell<'c>, String>,
     ) -> Result<()> {
         self.stats.rows += 1;
-        self.cells.clear();
+        let mut cells: Vec<Cell<'c>> = reuse(std::mem::take(&mut self.cells));
         let mut extras = extras;
         for (i, spec) in self.plan.specs.iter().enumerate() {
             if !self.plan.is_read(i) {
-                self.cells.push(extras.take().map_or(Cell::Null, Cell::Str));
+                cells.push(extras.take().map_or(Cell::Null, |e| Cell::Str(e.into())));
                 continue;
             }
             match cell(i, spec) {
-                Ok(c) => self.cells.push(c),
+                Ok(c) => cells.push(c),
                 // Lenient typing: the value becomes null (its text may be kept in `<c>_raw`).
-                Err(_) if spec.lenient => self.cells.push(Cell::Null),
+                Err(_) if spec.lenient => cells.push(Cell::Null),
                 Err(reason) => {
+                    self.cells = reuse(cells);
                     return self.bad(at, format!("column `{}`: {reason}", spec.name), raw());
                 }
             }
         }
-        for (b, c) in self.builders.iter_mut().zip(&self.cells) {
+        for (b, c) in self.builders.iter_mut().zip(&cells) {
             b.append(c);
         }
+        self.cells = reuse(cells);
         self.pending += 1;
         if self.pending == BATCH_ROWS {
             self.flush()?;
@@ -461,7 +471,7 @@ impl<'a> Rows<'a> {
             };
             return self.bad(at, format!("{what} is not a JSON object"), value);
         };
-        let fields = flat_json::borrow_object(map);
+        let fields = json::borrow_object(map);
         self.object(at, &fields, || value.clone())
     }
 
@@ -469,7 +479,7 @@ impl<'a> Rows<'a> {
     fn object(
         &mut self,
         at: At,
-        fields: &[(std::borrow::Cow<'_, str>, flat_json::Flat<'_>)],
+        fields: &[(std::borrow::Cow<'_, str>, Json<'_>)],
         raw: impl FnOnce() -> Value,
     ) -> Result<()> {
         let plan = self.plan;
@@ -489,14 +499,14 @@ impl<'a> Rows<'a> {
         }
         self.objects = true;
         for (seen, spec) in self.seen.iter_mut().zip(&plan.specs) {
-            if !*seen && flat_json::get(fields, spec.read_from()).is_some() {
+            if !*seen && json::get(fields, spec.read_from()).is_some() {
                 *seen = true;
             }
         }
         let extras = (!extras.is_empty()).then(|| Value::Object(extras).to_string());
         self.row_with_extras(at, raw, extras, |_, spec| {
-            match flat_json::get(fields, spec.read_from()) {
-                Some(value) => value.cell(spec),
+            match json::get(fields, spec.read_from()) {
+                Some(value) => parse_json_ref(spec, value),
                 None => parse_json(spec, &Value::Null),
             }
         })
@@ -674,23 +684,110 @@ fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
     };
     type_in_parallel(
         rows,
-        |sink| loop {
-            let mut record = csv::ByteRecord::new();
-            match csv.read_byte_record(&mut record) {
-                Ok(false) => return Ok(()),
-                Ok(true) => {}
-                Err(e) => return Err(csv_error(e, location)),
+        |sink| {
+            let mut chunk = Chunk::default();
+            loop {
+                match csv.read_byte_record(&mut record) {
+                    Ok(false) => break,
+                    Ok(true) => {}
+                    Err(e) => return Err(csv_error(e, location)),
+                }
+                chunk.push(line_of(&record), record.iter());
+                if chunk.len() == BATCH_ROWS {
+                    sink(std::mem::take(&mut chunk))?;
+                }
             }
-            sink((line_of(&record), record))?;
+            if chunk.len() > 0 {
+                sink(chunk)?;
+            }
+            Ok(())
         },
-        |rows, (line, record)| type_csv_record(rows, &layout, line, &record),
+        |rows, chunk| {
+            chunk
+                .items()
+                .try_for_each(|(at, record)| type_csv_record(rows, &layout, at, record))
+        },
     )
 }
 
-/// Reads items with `read` (which hands each to its sink, in file order) and types them with
-/// `type_one`: inline when the machine has one core, else by one worker per core in chunks of
-/// [`BATCH_ROWS`], whose batches, quarantined rows and drift are passed on in file order.
-/// Memory: a few chunks in flight.
+/// Items read by the reader thread and typed by a worker (CSV records, NDJSON lines), their
+/// parts' bytes back to back in one buffer: reading allocates per chunk of [`BATCH_ROWS`]
+/// items, not per item, and no worker frees memory the reader thread allocated item by item.
+#[derive(Debug, Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    /// End of each part in `bytes`.
+    ends: Vec<usize>,
+    /// Each item's place and the index in `ends` of its first part.
+    items: Vec<(At, usize)>,
+}
+
+impl Chunk {
+    fn push<'b>(&mut self, at: At, parts: impl IntoIterator<Item = &'b [u8]>) {
+        self.items.push((at, self.ends.len()));
+        for part in parts {
+            self.bytes.extend_from_slice(part);
+            self.ends.push(self.bytes.len());
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The items in order: where each is, and its parts.
+    fn items(&self) -> impl Iterator<Item = (At, Parts<'_>)> {
+        self.items.iter().enumerate().map(|(i, &(at, first))| {
+            let last = self.items.get(i + 1).map_or(self.ends.len(), |&(_, f)| f);
+            let start = if first == 0 { 0 } else { self.ends[first - 1] };
+            let parts = Parts {
+                bytes: &self.bytes,
+                start,
+                ends: &self.ends[first..last],
+            };
+            (at, parts)
+        })
+    }
+}
+
+/// One item of a [`Chunk`]: its parts (the fields of a CSV record).
+#[derive(Debug, Clone, Copy)]
+struct Parts<'a> {
+    bytes: &'a [u8],
+    /// Where the first part starts.
+    start: usize,
+    ends: &'a [usize],
+}
+
+impl<'a> Parts<'a> {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn get(&self, i: usize) -> Option<&'a [u8]> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { self.start } else { self.ends[i - 1] };
+        Some(&self.bytes[start..end])
+    }
+
+    fn iter(self) -> impl Iterator<Item = &'a [u8]> {
+        (0..self.len()).filter_map(move |i| self.get(i))
+    }
+
+    /// All parts' bytes together.
+    fn byte_len(&self) -> usize {
+        self.ends.last().map_or(0, |end| end - self.start)
+    }
+}
+
+/// Reads chunks of items with `read` (which hands each to its sink, in file order) and types
+/// them with `type_one`: inline when the machine has one core, else by one worker per core,
+/// whose batches, quarantined rows and drift are passed on in file order. Memory: a few chunks
+/// in flight.
 fn type_in_parallel<T: Send>(
     rows: &mut Rows<'_>,
     read: impl FnOnce(&mut dyn FnMut(T) -> Result<()>) -> Result<()>,
@@ -702,7 +799,7 @@ fn type_in_parallel<T: Send>(
         return read(&mut sink);
     }
     let (plan, tx) = (rows.plan, rows.tx);
-    let (chunk_tx, chunk_rx) = std::sync::mpsc::sync_channel::<(u64, Vec<T>)>(workers);
+    let (chunk_tx, chunk_rx) = std::sync::mpsc::sync_channel::<(u64, T)>(workers);
     // A worker that finds the forwarder gone drops the receiver, so the reader stops sending.
     let chunk_rx = std::sync::Mutex::new(Some(chunk_rx));
     let type_one = &type_one;
@@ -716,10 +813,10 @@ fn type_in_parallel<T: Send>(
                         Ok(rx) => rx.as_ref().map(|rx| rx.recv()),
                         Err(_) => None,
                     };
-                    let Some(Ok((seq, items))) = next else {
+                    let Some(Ok((seq, chunk))) = next else {
                         break;
                     };
-                    let typed = type_chunk(plan, tx, items, type_one);
+                    let typed = type_chunk(plan, tx, chunk, type_one);
                     if done_tx.send((seq, typed)).is_err() {
                         if let Ok(mut rx) = chunk_rx.lock() {
                             rx.take();
@@ -732,24 +829,16 @@ fn type_in_parallel<T: Send>(
         drop(done_tx);
         let forwarder = scope.spawn(move || forward_in_order(done_rx, tx));
         let mut seq = 0u64;
-        let mut chunk = Vec::with_capacity(BATCH_ROWS);
         let read_result = {
-            let mut sink = |item: T| -> Result<()> {
-                chunk.push(item);
-                if chunk.len() == BATCH_ROWS {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(BATCH_ROWS));
-                    chunk_tx
-                        .send((seq, full))
-                        .map_err(|_| Error::Internal("ingest typing stopped".into()))?;
-                    seq += 1;
-                }
+            let mut sink = |chunk: T| -> Result<()> {
+                chunk_tx
+                    .send((seq, chunk))
+                    .map_err(|_| Error::Internal("ingest typing stopped".into()))?;
+                seq += 1;
                 Ok(())
             };
             read(&mut sink)
         };
-        if !chunk.is_empty() && read_result.is_ok() {
-            let _ = chunk_tx.send((seq, chunk));
-        }
         drop(chunk_tx);
         let forwarded = forwarder
             .join()
@@ -809,13 +898,11 @@ fn merge_findings(into: (&mut DriftLog, &mut Vec<bool>, &mut bool), from: Typed)
 fn type_chunk<T>(
     plan: &Plan,
     tx: &mpsc::Sender<Msg>,
-    items: Vec<T>,
+    chunk: T,
     type_one: &(impl Fn(&mut Rows<'_>, T) -> Result<()> + Sync),
 ) -> Result<Typed> {
     let mut rows = Rows::collecting(plan, tx)?;
-    for item in items {
-        type_one(&mut rows, item)?;
-    }
+    type_one(&mut rows, chunk)?;
     Ok(Typed {
         messages: rows.take_collected()?,
         rows: rows.stats.rows,
@@ -877,7 +964,7 @@ fn type_csv_record(
     rows: &mut Rows<'_>,
     layout: &CsvLayout,
     line: At,
-    record: &csv::ByteRecord,
+    record: Parts<'_>,
 ) -> Result<()> {
     let source = &rows.plan.source;
     let width = layout.width;
@@ -901,7 +988,7 @@ fn type_csv_record(
         };
         return rows.bad(line, reason, raw());
     }
-    if record.as_slice().len() > MAX_RECORD_BYTES {
+    if record.byte_len() > MAX_RECORD_BYTES {
         rows.stats.rows += 1;
         return rows.bad(
             line,
@@ -989,33 +1076,54 @@ fn parse_ndjson(mut reader: impl BufRead, rows: &mut Rows<'_>) -> Result<()> {
     }
     type_in_parallel(
         rows,
-        |sink| for_each_line(reader, |line, text| sink((line, text.map(<[u8]>::to_vec)))),
-        |rows, (line, text)| {
-            let Some(text) = text else {
-                rows.stats.rows += 1;
-                return rows.bad(
-                    At::Line(line),
-                    format!("line longer than {MAX_RECORD_BYTES} bytes"),
-                    Value::Null,
-                );
-            };
-            match flat_json::Line::parse(&text) {
-                // Parsed again, as a value, only when the row is quarantined.
-                Ok(flat_json::Line::Object(fields)) => rows.object(At::Line(line), &fields, || {
-                    serde_json::from_slice(&text).unwrap_or_else(|_| Value::String(lossy(&text)))
-                }),
-                Ok(flat_json::Line::Other(value)) => rows.json_object(At::Line(line), value),
-                Err(e) => {
-                    rows.stats.rows += 1;
-                    rows.bad(
-                        At::Line(line),
-                        format!("malformed JSON: {e}"),
-                        Value::String(lossy(&text)),
-                    )
+        |sink| {
+            // A line too long to keep is an item without parts (a kept line is never blank).
+            let mut chunk = Chunk::default();
+            for_each_line(reader, |line, text| {
+                chunk.push(At::Line(line), text);
+                if chunk.len() == BATCH_ROWS {
+                    sink(std::mem::take(&mut chunk))?;
                 }
+                Ok(())
+            })?;
+            if chunk.len() > 0 {
+                sink(chunk)?;
             }
+            Ok(())
+        },
+        |rows, chunk| {
+            chunk
+                .items()
+                .try_for_each(|(at, parts)| ndjson_line(rows, at, parts.get(0)))
         },
     )
+}
+
+/// Types one NDJSON line (`None`: a line too long to keep), or quarantines it with the reason.
+fn ndjson_line(rows: &mut Rows<'_>, at: At, text: Option<&[u8]>) -> Result<()> {
+    let Some(text) = text else {
+        rows.stats.rows += 1;
+        return rows.bad(
+            at,
+            format!("line longer than {MAX_RECORD_BYTES} bytes"),
+            Value::Null,
+        );
+    };
+    match json::Line::parse(text) {
+        // Parsed again, as a value, only when the row is quarantined.
+        Ok(json::Line::Object(fields)) => rows.object(at, &fields, || {
+            serde_json::from_slice(text).unwrap_or_else(|_| Value::String(lossy(text)))
+        }),
+        Ok(json::Line::Other(value)) => rows.json_object(at, value.to_value()),
+        Err(e) => {
+            rows.stats.rows += 1;
+            rows.bad(
+                at,
+                format!("malformed JSON: {e}"),
+                Value::String(lossy(text)),
+            )
+        }
+    }
 }
 
 /// Calls `f` with every non-blank line of a stream (1-based number, text trimmed of ASCII
