@@ -28,7 +28,7 @@ use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder, Projecti
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::bus::EventBus;
 use crate::error::{Error, Result};
@@ -468,6 +468,11 @@ impl Storage {
             .set_compression(compression)
             .set_max_row_group_row_count(Some(128 * 1024))
             .set_dictionary_enabled(usage == ParquetUse::Published)
+            // Nothing prunes the zones between stages: the next stage reads the whole file.
+            .set_statistics_enabled(match usage {
+                ParquetUse::Published => EnabledStatistics::Page,
+                ParquetUse::Intermediate => EnabledStatistics::None,
+            })
             .build();
         let inner = AsyncArrowWriter::try_new(writer, schema, Some(props))?;
         Ok(ParquetSink::start(
@@ -485,8 +490,8 @@ pub enum ParquetUse {
     /// Read by people and query engines (products, quarantine): dictionary encoding and zstd,
     /// which make files small and fast to scan.
     Published,
-    /// Read once by the next stage (the staged and clean zones): plain encoding under LZ4,
-    /// cheaper to write and to read. Building dictionaries of mostly distinct values (ids,
+    /// Read once by the next stage (the staged and clean zones): plain encoding under LZ4 and
+    /// no statistics, cheaper to write and to read. Building dictionaries of mostly distinct values (ids,
     /// hashes, free text) costs more than it saves, and zstd costs several times LZ4's CPU
     /// for files that live until the next stage has read them.
     Intermediate,
@@ -789,18 +794,25 @@ mod tests {
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     /// Each column chunk's codec and whether it has a dictionary page, read back from the file.
-    fn chunks(path: &std::path::Path) -> Vec<(Compression, bool)> {
+    fn chunks(path: &std::path::Path) -> Vec<(Compression, bool, bool)> {
         let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
         let group = reader.metadata().row_group(0);
         group
             .columns()
             .iter()
-            .map(|c| (c.compression(), c.dictionary_page_offset().is_some()))
+            .map(|c| {
+                (
+                    c.compression(),
+                    c.dictionary_page_offset().is_some(),
+                    c.statistics().is_some(),
+                )
+            })
             .collect()
     }
 
     #[tokio::test]
-    async fn intermediate_files_are_lz4_without_dictionaries_and_products_zstd_with() {
+    async fn intermediate_files_are_lz4_without_dictionaries_or_statistics_and_products_zstd_with()
+    {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::new(Arc::new(LocalBuckets::new(dir.path())), None);
         let schema = Arc::new(Schema::new(vec![
@@ -829,14 +841,20 @@ mod tests {
         }
         let staged = chunks(&dir.path().join("zone/staged.parquet"));
         assert!(
-            staged.iter().all(|c| *c == (Compression::LZ4_RAW, false)),
+            staged
+                .iter()
+                .all(|c| *c == (Compression::LZ4_RAW, false, false)),
             "{staged:?}"
         );
         let product = chunks(&dir.path().join("zone/product.parquet"));
         assert!(
             product
                 .iter()
-                .all(|(codec, dictionary)| matches!(codec, Compression::ZSTD(_)) && *dictionary),
+                .all(
+                    |(codec, dictionary, statistics)| matches!(codec, Compression::ZSTD(_))
+                        && *dictionary
+                        && *statistics
+                ),
             "{product:?}"
         );
         // Both read back through the stages' own reader.

@@ -29,12 +29,14 @@
 //! than `max_filled_rows` rows. Everything else streams. The input is read once per pass it needs:
 //! statistics, then deduplication and gap detection, then the writing pass.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array,
-    RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array, new_null_array,
+    RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray, UInt32Array,
+    new_null_array,
 };
 use arrow::compute::kernels::zip::zip;
 use arrow::compute::{cast, concat_batches, filter_record_batch, is_not_null, take_record_batch};
@@ -505,6 +507,24 @@ impl Cleaner {
             verdicts,
             fixed,
         })
+    }
+}
+
+/// `v.to_lowercase()`, borrowed when that is `v` (ASCII without capitals).
+fn lowercase(v: &str) -> Cow<'_, str> {
+    if v.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+        Cow::Borrowed(v)
+    } else {
+        Cow::Owned(v.to_lowercase())
+    }
+}
+
+/// `v.to_uppercase()`, borrowed when that is `v` (ASCII without small letters).
+fn uppercase(v: &str) -> Cow<'_, str> {
+    if v.bytes().all(|b| b.is_ascii() && !b.is_ascii_lowercase()) {
+        Cow::Borrowed(v)
+    } else {
+        Cow::Owned(v.to_uppercase())
     }
 }
 
@@ -1109,28 +1129,32 @@ impl Cleaner {
                 continue;
             }
             let strings = col.as_string::<i32>();
-            let out: StringArray = strings
-                .iter()
-                .map(|v| {
-                    let v = v?;
-                    let v = if self.trim { v.trim() } else { v };
-                    if self.trim && v.is_empty() {
-                        return None;
-                    }
-                    let mut s = if lower {
-                        v.to_lowercase()
-                    } else if upper {
-                        v.to_uppercase()
-                    } else {
-                        v.to_owned()
-                    };
-                    if let Some(c) = canon.and_then(|m| m.get(&s.to_lowercase())) {
-                        s.clone_from(c);
-                    }
-                    Some(s)
-                })
-                .collect();
-            *col = Arc::new(out);
+            // Values are copied into one buffer; a value is allocated on its own only when its
+            // case changes.
+            let mut out = StringBuilder::with_capacity(strings.len(), strings.value_data().len());
+            for v in strings.iter() {
+                let Some(v) = v else {
+                    out.append_null();
+                    continue;
+                };
+                let v = if self.trim { v.trim() } else { v };
+                if self.trim && v.is_empty() {
+                    out.append_null();
+                    continue;
+                }
+                let s = if lower {
+                    lowercase(v)
+                } else if upper {
+                    uppercase(v)
+                } else {
+                    Cow::Borrowed(v)
+                };
+                match canon.and_then(|m| m.get(lowercase(&s).as_ref())) {
+                    Some(c) => out.append_value(c),
+                    None => out.append_value(&s),
+                }
+            }
+            *col = Arc::new(out.finish());
         }
         for (target, sources) in &self.coalesce {
             for &from in sources {
