@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, new_null_array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder, new_null_array,
+};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tessera_contract::Checker;
@@ -209,17 +211,35 @@ impl Masker {
             return new_null_array(array.data_type(), array.len());
         }
         let strings = array.as_string::<i32>();
+        if matches!(method, MaskMethod::Hash | MaskMethod::Sha256) {
+            // Hex digests written straight into one buffer: no string per value.
+            let mut out = StringBuilder::with_capacity(strings.len(), strings.len() * 64);
+            let mut text = [0u8; 64];
+            for v in strings.iter() {
+                let Some(v) = v else {
+                    out.append_null();
+                    continue;
+                };
+                let digest = match method {
+                    MaskMethod::Hash => Sha256::new()
+                        .chain_update(self.salt.as_bytes())
+                        .chain_update(v.as_bytes())
+                        .finalize(),
+                    _ => Sha256::digest(v.as_bytes()),
+                };
+                match hex::encode_to_slice(digest, &mut text) {
+                    Ok(()) => out.append_value(std::str::from_utf8(&text).unwrap_or_default()),
+                    Err(_) => out.append_null(),
+                }
+            }
+            return Arc::new(out.finish());
+        }
         let out: StringArray = strings
             .iter()
             .map(|v| {
                 v.map(|v| match method {
-                    MaskMethod::Hash => hex::encode(
-                        Sha256::new()
-                            .chain_update(self.salt.as_bytes())
-                            .chain_update(v.as_bytes())
-                            .finalize(),
-                    ),
-                    MaskMethod::Sha256 => hex::encode(Sha256::digest(v.as_bytes())),
+                    // (Digests are written above.)
+                    MaskMethod::Hash | MaskMethod::Sha256 => String::new(),
                     MaskMethod::Redact => {
                         // The last four characters are kept only of long values (card or phone
                         // numbers); a short value would be published whole.

@@ -694,7 +694,8 @@ fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
                 }
                 chunk.push(line_of(&record), record.iter());
                 if chunk.len() == BATCH_ROWS {
-                    sink(std::mem::take(&mut chunk))?;
+                    let next = chunk.sized_like();
+                    sink(std::mem::replace(&mut chunk, next))?;
                 }
             }
             if chunk.len() > 0 {
@@ -733,6 +734,16 @@ impl Chunk {
 
     fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// An empty chunk with room for as much as this one holds (the next chunk of a file is
+    /// usually alike), so that filling it does not grow its buffers step by step.
+    fn sized_like(&self) -> Chunk {
+        Chunk {
+            bytes: Vec::with_capacity(self.bytes.len()),
+            ends: Vec::with_capacity(self.ends.len()),
+            items: Vec::with_capacity(self.items.len()),
+        }
     }
 
     /// The items in order: where each is, and its parts.
@@ -1082,7 +1093,8 @@ fn parse_ndjson(mut reader: impl BufRead, rows: &mut Rows<'_>) -> Result<()> {
             for_each_line(reader, |line, text| {
                 chunk.push(At::Line(line), text);
                 if chunk.len() == BATCH_ROWS {
-                    sink(std::mem::take(&mut chunk))?;
+                    let next = chunk.sized_like();
+                    sink(std::mem::replace(&mut chunk, next))?;
                 }
                 Ok(())
             })?;
