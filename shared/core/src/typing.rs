@@ -187,10 +187,6 @@ fn parse_str<'a>(dt: &DataType, text: &'a str, spec: &ColumnSpec) -> Result<Cell
             .map(|v| Cell::Time(time_micros(v)))
             .map_err(|_| format!("cannot read `{}` as a time", shorten(t))),
         DataType::List(_) | DataType::Struct(_) => match Json::parse(t.as_bytes()) {
-            // A number or boolean read back as text would be read as that text again, forever.
-            Ok(v @ (Json::Number(_) | Json::Bool(_))) => {
-                Err(format!("a JSON {} cannot be {dt}", v.kind()))
-            }
             Ok(v) => parse_json_as(dt, &v, spec),
             Err(e) => Err(format!("cannot read `{}` as JSON: {e}", shorten(t))),
         },
@@ -200,10 +196,7 @@ fn parse_str<'a>(dt: &DataType, text: &'a str, spec: &ColumnSpec) -> Result<Cell
 
 /// Parses a JSON value into a cell of the spec's type.
 pub fn parse_json<'a>(spec: &ColumnSpec, value: &'a Value) -> Result<Cell<'a>, String> {
-    match value {
-        Value::String(s) => parse_json_str(spec, s),
-        other => parse_json_ref(spec, &Json::borrow(other)).map(Cell::into_owned),
-    }
+    parse_json_ref(spec, &Json::borrow(value))
 }
 
 /// [`parse_json`] of a value read as [`Json`] (NDJSON lines, nested CSV values): text borrows
@@ -291,6 +284,11 @@ fn parse_json_as<'a>(
             .ok_or_else(|| format!("`{n}` is not an unsigned integer"))
             .and_then(|v| uint_in_range(dt, v)),
         (DataType::Boolean, Json::Bool(b)) => Ok(Cell::Bool(*b)),
+        // Not through text: a list or struct column reads text as JSON, which would give this
+        // number or boolean back, forever.
+        (DataType::List(_) | DataType::Struct(_), other) => {
+            Err(format!("a JSON {} cannot be {dt}", other.kind()))
+        }
         (_, Json::Str(s)) => str_cell(s, |s| parse_str(dt, s, spec)),
         (_, Json::Number(n)) => parse_str(dt, &n.to_string(), spec).map(Cell::into_owned),
         (_, Json::Bool(b)) => parse_str(dt, &b.to_string(), spec).map(Cell::into_owned),

@@ -9,9 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder, new_null_array,
-};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringBuilder, new_null_array};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tessera_contract::Checker;
@@ -211,50 +209,64 @@ impl Masker {
             return new_null_array(array.data_type(), array.len());
         }
         let strings = array.as_string::<i32>();
-        if matches!(method, MaskMethod::Hash | MaskMethod::Sha256) {
-            // Hex digests written straight into one buffer: no string per value.
-            let mut out = StringBuilder::with_capacity(strings.len(), strings.len() * 64);
-            let mut text = [0u8; 64];
-            for v in strings.iter() {
-                let Some(v) = v else {
-                    out.append_null();
-                    continue;
-                };
-                let digest = match method {
-                    MaskMethod::Hash => Sha256::new()
+        // Every masked value is written into one buffer, through one reused string.
+        let mut out = StringBuilder::with_capacity(strings.len(), strings.len() * 64);
+        let mut text = String::with_capacity(64);
+        for v in strings.iter() {
+            let Some(v) = v else {
+                out.append_null();
+                continue;
+            };
+            text.clear();
+            match method {
+                MaskMethod::Hash => hex_into(
+                    &mut text,
+                    &Sha256::new()
                         .chain_update(self.salt.as_bytes())
                         .chain_update(v.as_bytes())
                         .finalize(),
-                    _ => Sha256::digest(v.as_bytes()),
-                };
-                match hex::encode_to_slice(digest, &mut text) {
-                    Ok(()) => out.append_value(std::str::from_utf8(&text).unwrap_or_default()),
-                    Err(_) => out.append_null(),
-                }
-            }
-            return Arc::new(out.finish());
-        }
-        let out: StringArray = strings
-            .iter()
-            .map(|v| {
-                v.map(|v| match method {
-                    // (Digests are written above.)
-                    MaskMethod::Hash | MaskMethod::Sha256 => String::new(),
-                    MaskMethod::Redact => {
-                        // The last four characters are kept only of long values (card or phone
-                        // numbers); a short value would be published whole.
-                        let n = v.chars().count();
-                        let tail: String = v.chars().skip(n.saturating_sub(4)).collect();
-                        if n >= 8 {
-                            format!("****{tail}")
-                        } else {
-                            "****".to_owned()
-                        }
+                ),
+                MaskMethod::Sha256 => hex_into(&mut text, &Sha256::digest(v.as_bytes())),
+                MaskMethod::Redact => {
+                    // The last four characters are kept only of long values (card or phone
+                    // numbers); a short value would be published whole.
+                    text.push_str("****");
+                    let n = v.chars().count();
+                    if n >= 8 {
+                        text.extend(v.chars().skip(n - 4));
                     }
-                    MaskMethod::Null => String::new(),
-                })
-            })
-            .collect();
-        Arc::new(out)
+                }
+                MaskMethod::Null => {}
+            }
+            out.append_value(&text);
+        }
+        Arc::new(out.finish())
+    }
+}
+
+/// Appends `bytes` as lower-case hex (what `hex::encode` gives) to `text`.
+fn hex_into(text: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        text.push(char::from(DIGITS[usize::from(b >> 4)]));
+        text.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn hex_into_writes_what_hex_encode_gives() {
+        for input in [&b""[..], b"ada@example.com", &[0u8, 0x0f, 0xf0, 0xff]] {
+            let mut text = String::from("kept:");
+            super::hex_into(&mut text, input);
+            assert_eq!(text, format!("kept:{}", hex::encode(input)));
+            let digest = Sha256::digest(input);
+            text.clear();
+            super::hex_into(&mut text, &digest);
+            assert_eq!(text, hex::encode(digest));
+        }
     }
 }

@@ -684,36 +684,21 @@ fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
     };
     type_in_parallel(
         rows,
-        |sink| {
-            let mut chunk = Chunk::default();
-            loop {
-                match csv.read_byte_record(&mut record) {
-                    Ok(false) => break,
-                    Ok(true) => {}
-                    Err(e) => return Err(csv_error(e, location)),
-                }
-                chunk.push(line_of(&record), record.iter());
-                if chunk.len() == BATCH_ROWS {
-                    let next = chunk.sized_like();
-                    sink(std::mem::replace(&mut chunk, next))?;
-                }
+        |chunker| loop {
+            match csv.read_byte_record(&mut record) {
+                Ok(false) => return Ok(()),
+                Ok(true) => chunker.push(line_of(&record), record.iter())?,
+                Err(e) => return Err(csv_error(e, location)),
             }
-            if chunk.len() > 0 {
-                sink(chunk)?;
-            }
-            Ok(())
         },
-        |rows, chunk| {
-            chunk
-                .items()
-                .try_for_each(|(at, record)| type_csv_record(rows, &layout, at, record))
-        },
+        |rows, at, record| type_csv_record(rows, &layout, at, record),
     )
 }
 
 /// Items read by the reader thread and typed by a worker (CSV records, NDJSON lines), their
 /// parts' bytes back to back in one buffer: reading allocates per chunk of [`BATCH_ROWS`]
 /// items, not per item, and no worker frees memory the reader thread allocated item by item.
+/// Readers fill chunks through a [`Chunker`].
 #[derive(Debug, Default)]
 struct Chunk {
     bytes: Vec<u8>,
@@ -730,10 +715,6 @@ impl Chunk {
             self.bytes.extend_from_slice(part);
             self.ends.push(self.bytes.len());
         }
-    }
-
-    fn len(&self) -> usize {
-        self.items.len()
     }
 
     /// An empty chunk with room for as much as this one holds (the next chunk of a file is
@@ -795,25 +776,66 @@ impl<'a> Parts<'a> {
     }
 }
 
-/// Reads chunks of items with `read` (which hands each to its sink, in file order) and types
-/// them with `type_one`: inline when the machine has one core, else by one worker per core,
-/// whose batches, quarantined rows and drift are passed on in file order. Memory: a few chunks
-/// in flight.
-fn type_in_parallel<T: Send>(
+/// Packs the items a reader pushes into chunks, and sends each chunk on when it is full (and
+/// the last one when reading ends).
+struct Chunker<'s> {
+    chunk: Chunk,
+    send: &'s mut dyn FnMut(Chunk) -> Result<()>,
+}
+
+impl Chunker<'_> {
+    /// Runs `read` on a chunker that sends its chunks with `send`.
+    fn run(
+        send: &mut dyn FnMut(Chunk) -> Result<()>,
+        read: impl FnOnce(&mut Chunker<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut chunker = Chunker {
+            chunk: Chunk::default(),
+            send,
+        };
+        read(&mut chunker)?;
+        let last = std::mem::take(&mut chunker.chunk);
+        if last.items.is_empty() {
+            return Ok(());
+        }
+        (chunker.send)(last)
+    }
+
+    /// Adds an item: where it is, and its parts.
+    fn push<'b>(&mut self, at: At, parts: impl IntoIterator<Item = &'b [u8]>) -> Result<()> {
+        self.chunk.push(at, parts);
+        if self.chunk.items.len() < BATCH_ROWS {
+            return Ok(());
+        }
+        let next = self.chunk.sized_like();
+        (self.send)(std::mem::replace(&mut self.chunk, next))
+    }
+}
+
+/// Reads items with `read` (which pushes each to its [`Chunker`], in file order) and types them
+/// with `type_one`, a chunk at a time: inline when the machine has one core, else by one worker
+/// per core, whose batches, quarantined rows and drift are passed on in file order. Memory: a
+/// few chunks in flight.
+fn type_in_parallel(
     rows: &mut Rows<'_>,
-    read: impl FnOnce(&mut dyn FnMut(T) -> Result<()>) -> Result<()>,
-    type_one: impl Fn(&mut Rows<'_>, T) -> Result<()> + Sync,
+    read: impl FnOnce(&mut Chunker<'_>) -> Result<()>,
+    type_one: impl Fn(&mut Rows<'_>, At, Parts<'_>) -> Result<()> + Sync,
 ) -> Result<()> {
+    let type_chunk_items = |rows: &mut Rows<'_>, chunk: Chunk| {
+        chunk
+            .items()
+            .try_for_each(|(at, parts)| type_one(rows, at, parts))
+    };
     let workers = typing_workers();
     if workers <= 1 {
-        let mut sink = |item: T| type_one(rows, item);
-        return read(&mut sink);
+        let mut send = |chunk: Chunk| type_chunk_items(rows, chunk);
+        return Chunker::run(&mut send, read);
     }
     let (plan, tx) = (rows.plan, rows.tx);
-    let (chunk_tx, chunk_rx) = std::sync::mpsc::sync_channel::<(u64, T)>(workers);
+    let (chunk_tx, chunk_rx) = std::sync::mpsc::sync_channel::<(u64, Chunk)>(workers);
     // A worker that finds the forwarder gone drops the receiver, so the reader stops sending.
     let chunk_rx = std::sync::Mutex::new(Some(chunk_rx));
-    let type_one = &type_one;
+    let type_items = &type_chunk_items;
     let (read_result, forwarded) = std::thread::scope(|scope| {
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<(u64, Result<Typed>)>(workers * 2);
         for _ in 0..workers {
@@ -827,7 +849,7 @@ fn type_in_parallel<T: Send>(
                     let Some(Ok((seq, chunk))) = next else {
                         break;
                     };
-                    let typed = type_chunk(plan, tx, chunk, type_one);
+                    let typed = type_chunk(plan, tx, chunk, type_items);
                     if done_tx.send((seq, typed)).is_err() {
                         if let Ok(mut rx) = chunk_rx.lock() {
                             rx.take();
@@ -841,14 +863,14 @@ fn type_in_parallel<T: Send>(
         let forwarder = scope.spawn(move || forward_in_order(done_rx, tx));
         let mut seq = 0u64;
         let read_result = {
-            let mut sink = |chunk: T| -> Result<()> {
+            let mut send = |chunk: Chunk| -> Result<()> {
                 chunk_tx
                     .send((seq, chunk))
                     .map_err(|_| Error::Internal("ingest typing stopped".into()))?;
                 seq += 1;
                 Ok(())
             };
-            read(&mut sink)
+            Chunker::run(&mut send, read)
         };
         drop(chunk_tx);
         let forwarded = forwarder
@@ -906,14 +928,14 @@ fn merge_findings(into: (&mut DriftLog, &mut Vec<bool>, &mut bool), from: Typed)
 }
 
 /// Types one chunk into its messages and findings.
-fn type_chunk<T>(
+fn type_chunk(
     plan: &Plan,
     tx: &mpsc::Sender<Msg>,
-    chunk: T,
-    type_one: &(impl Fn(&mut Rows<'_>, T) -> Result<()> + Sync),
+    chunk: Chunk,
+    type_items: &(impl Fn(&mut Rows<'_>, Chunk) -> Result<()> + Sync),
 ) -> Result<Typed> {
     let mut rows = Rows::collecting(plan, tx)?;
-    type_one(&mut rows, chunk)?;
+    type_items(&mut rows, chunk)?;
     Ok(Typed {
         messages: rows.take_collected()?,
         rows: rows.stats.rows,
@@ -1087,27 +1109,9 @@ fn parse_ndjson(mut reader: impl BufRead, rows: &mut Rows<'_>) -> Result<()> {
     }
     type_in_parallel(
         rows,
-        |sink| {
-            // A line too long to keep is an item without parts (a kept line is never blank).
-            let mut chunk = Chunk::default();
-            for_each_line(reader, |line, text| {
-                chunk.push(At::Line(line), text);
-                if chunk.len() == BATCH_ROWS {
-                    let next = chunk.sized_like();
-                    sink(std::mem::replace(&mut chunk, next))?;
-                }
-                Ok(())
-            })?;
-            if chunk.len() > 0 {
-                sink(chunk)?;
-            }
-            Ok(())
-        },
-        |rows, chunk| {
-            chunk
-                .items()
-                .try_for_each(|(at, parts)| ndjson_line(rows, at, parts.get(0)))
-        },
+        // A line too long to keep is an item without parts (a kept line is never blank).
+        |chunker| for_each_line(reader, |line, text| chunker.push(At::Line(line), text)),
+        |rows, at, parts| ndjson_line(rows, at, parts.get(0)),
     )
 }
 
@@ -1192,6 +1196,85 @@ fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use std::io::{BufReader, Read};
+
+    use super::{At, BATCH_ROWS, Chunk, Chunker};
+
+    /// What a chunk holds: each item's place and parts.
+    fn contents(chunk: &Chunk) -> Vec<(At, Vec<Vec<u8>>)> {
+        chunk
+            .items()
+            .map(|(at, parts)| (at, parts.iter().map(<[u8]>::to_vec).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn chunks_keep_every_item_and_part_in_order_and_fill_to_batch_rows() {
+        let mut sent = Vec::new();
+        let mut send = |chunk: Chunk| {
+            sent.push(contents(&chunk));
+            Ok(())
+        };
+        let items = BATCH_ROWS + 3;
+        super::Chunker::run(&mut send, |chunker: &mut Chunker<'_>| {
+            for i in 0..items {
+                let text = i.to_string();
+                // Empty parts, and an item without parts, survive as they are.
+                let parts: Vec<&[u8]> = match i % 3 {
+                    0 => vec![text.as_bytes(), b"", b"x,y"],
+                    1 => vec![],
+                    _ => vec![b"", text.as_bytes()],
+                };
+                chunker.push(At::Line(i as u64 + 1), parts)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            sent.iter().map(Vec::len).collect::<Vec<_>>(),
+            [BATCH_ROWS, 3]
+        );
+        let all: Vec<_> = sent.into_iter().flatten().collect();
+        for (i, (at, parts)) in all.iter().enumerate() {
+            let text = i.to_string().into_bytes();
+            let expected: Vec<Vec<u8>> = match i % 3 {
+                0 => vec![text, vec![], b"x,y".to_vec()],
+                1 => vec![],
+                _ => vec![vec![], text],
+            };
+            assert_eq!(
+                (*at, parts),
+                (At::Line(i as u64 + 1), &expected),
+                "item {i}"
+            );
+        }
+        assert_eq!(all.len(), items);
+    }
+
+    #[test]
+    fn a_reader_without_items_sends_no_chunk_and_a_failed_send_stops_it() {
+        let mut sent = 0;
+        let mut send = |_: Chunk| {
+            sent += 1;
+            Ok(())
+        };
+        super::Chunker::run(&mut send, |_| Ok(())).unwrap();
+        assert_eq!(sent, 0);
+        let mut send = |_: Chunk| Err(crate::error::Error::Internal("stopped".into()));
+        let mut pushed = 0;
+        let result = super::Chunker::run(&mut send, |chunker| {
+            for i in 0..3 * BATCH_ROWS {
+                chunker.push(At::Line(i as u64), [&b"v"[..]])?;
+                pushed += 1;
+            }
+            Ok(())
+        });
+        assert!(result.is_err());
+        assert_eq!(
+            pushed,
+            BATCH_ROWS - 1,
+            "reading stops at the first chunk not sent"
+        );
+    }
 
     #[test]
     fn skip_line_drops_the_rest_of_a_line_across_buffers() {
