@@ -47,6 +47,17 @@ pub trait Buckets: Send + Sync + std::fmt::Debug {
     fn part_bytes(&self) -> usize {
         S3_PART_BYTES
     }
+    /// Compression of the files between stages (the staged and clean zones). Across a network,
+    /// LZ4 pays for itself in bytes not moved; on a local disk the bytes only pass through the
+    /// page cache, and compressing and decompressing them is all cost.
+    fn intermediate_compression(&self) -> Compression {
+        Compression::LZ4_RAW
+    }
+    /// The file that holds an object, for stores that are folders of this machine: landing a
+    /// local file there is a copy inside the kernel rather than an upload.
+    fn local_file(&self, _bucket: &str, _key: &Path) -> Option<Result<PathBuf>> {
+        None
+    }
 }
 
 /// S3's smallest multipart part (but the last).
@@ -109,6 +120,20 @@ impl LocalBuckets {
 impl Buckets for LocalBuckets {
     fn part_bytes(&self) -> usize {
         LOCAL_PART_BYTES
+    }
+
+    fn intermediate_compression(&self) -> Compression {
+        Compression::UNCOMPRESSED
+    }
+
+    fn local_file(&self, bucket: &str, key: &Path) -> Option<Result<PathBuf>> {
+        // Made through the store, so the bucket's folder exists.
+        Some(self.store(bucket).and_then(|_| {
+            Ok(
+                LocalFileSystem::new_with_prefix(self.root.join(bucket))?
+                    .path_to_filesystem(key)?,
+            )
+        }))
     }
 
     fn store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
@@ -228,14 +253,33 @@ impl Storage {
         Ok(w)
     }
 
-    /// Streams a local file into an object (multipart underneath): memory stays at one
-    /// buffer whatever the file's size. For landing raw files from a machine.
+    /// Puts a local file into an object: on a local store, a copy inside the kernel
+    /// (`copy_file_range`) into a staging file renamed into place; elsewhere a streamed multipart
+    /// upload. Either way memory stays at one buffer whatever the file's size. For landing raw
+    /// files from a machine.
     pub async fn put_file(
         &self,
         bucket: &str,
         key: &str,
         file: &std::path::Path,
     ) -> Result<Written> {
+        if let Some(dest) = self.buckets.local_file(bucket, &object_path(key)?) {
+            let (dest, from) = (dest?, file.to_path_buf());
+            tokio::task::spawn_blocking(move || copy_into_place(&from, &dest))
+                .await
+                .map_err(|e| {
+                    Error::Internal(format!("landing `{}` failed: {e}", file.display()))
+                })??;
+            let meta = self.head(bucket, key).await?;
+            let w = Written {
+                bucket: bucket.into(),
+                key: key.into(),
+                size: meta.size,
+                etag: meta.e_tag,
+            };
+            self.notify(&w).await?;
+            return Ok(w);
+        }
         use tokio::io::AsyncReadExt;
         let mut input = tokio::fs::File::open(file).await.map_err(|e| {
             Error::bad_input(file.display().to_string(), format!("cannot open: {e}"))
@@ -462,11 +506,16 @@ impl Storage {
         );
         let compression = match usage {
             ParquetUse::Published => Compression::ZSTD(ZstdLevel::try_new(1)?),
-            ParquetUse::Intermediate => Compression::LZ4_RAW,
+            ParquetUse::Intermediate => self.buckets.intermediate_compression(),
         };
         let props = WriterProperties::builder()
             .set_compression(compression)
-            .set_max_row_group_row_count(Some(128 * 1024))
+            // A reader holds a row group's column chunks, and a writer its pages, until it is
+            // done with them: the files between stages, often uncompressed, keep them small.
+            .set_max_row_group_row_count(Some(match usage {
+                ParquetUse::Published => 128 * 1024,
+                ParquetUse::Intermediate => 32 * 1024,
+            }))
             .set_dictionary_enabled(usage == ParquetUse::Published)
             // Nothing prunes the zones between stages: the next stage reads the whole file.
             .set_statistics_enabled(match usage {
@@ -490,10 +539,11 @@ pub enum ParquetUse {
     /// Read by people and query engines (products, quarantine): dictionary encoding and zstd,
     /// which make files small and fast to scan.
     Published,
-    /// Read once by the next stage (the staged and clean zones): plain encoding under LZ4 and
-    /// no statistics, cheaper to write and to read. Building dictionaries of mostly distinct values (ids,
-    /// hashes, free text) costs more than it saves, and zstd costs several times LZ4's CPU
-    /// for files that live until the next stage has read them.
+    /// Read once by the next stage (the staged and clean zones): plain encoding, no
+    /// statistics, and the store's [`Buckets::intermediate_compression`] (LZ4 on S3, none on a
+    /// local disk), cheaper to write and to read. Building dictionaries of mostly distinct
+    /// values (ids, hashes, free text) costs more than it saves, and zstd costs several times
+    /// LZ4's CPU for files that live until the next stage has read them.
     Intermediate,
 }
 
@@ -786,6 +836,39 @@ impl MetadataSuffixFetch for &mut ObjectReader {
     }
 }
 
+/// Copies `from` to `dest` whole or not at all: into a staging file beside `dest` (named as
+/// the local store names its uploads in progress, `name#digits`, which listings skip), then
+/// renamed over it.
+fn copy_into_place(from: &std::path::Path, dest: &std::path::Path) -> Result<()> {
+    let source = std::fs::File::open(from)
+        .map_err(|e| Error::bad_input(from.display().to_string(), format!("cannot open: {e}")))?;
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut staging = dest.as_os_str().to_owned();
+    staging.push(format!("#{}{n}", std::process::id()));
+    let staging = PathBuf::from(staging);
+    let copied = std::fs::File::create(&staging)
+        .and_then(|mut to| std::io::copy(&mut { source }, &mut to))
+        .and_then(|_| std::fs::rename(&staging, dest))
+        .map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot copy `{}` into the warehouse at `{}`: {e}",
+                    from.display(),
+                    dest.display()
+                ),
+            ))
+        });
+    if copied.is_err() {
+        let _ = std::fs::remove_file(&staging);
+    }
+    copied
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -793,9 +876,10 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
-    /// Each column chunk's codec and whether it has a dictionary page, read back from the file.
-    fn chunks(path: &std::path::Path) -> Vec<(Compression, bool, bool)> {
-        let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    /// Each column chunk's codec, whether it has a dictionary page and statistics, read back
+    /// from the file's bytes.
+    fn chunks(file: Bytes) -> Vec<(Compression, bool, bool)> {
+        let reader = SerializedFileReader::new(file).unwrap();
         let group = reader.metadata().row_group(0);
         group
             .columns()
@@ -810,11 +894,19 @@ mod tests {
             .collect()
     }
 
+    /// Buckets across a network, as S3 is: the trait's defaults over local folders.
+    #[derive(Debug)]
+    struct Networked(LocalBuckets);
+
+    impl Buckets for Networked {
+        fn store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+            self.0.store(bucket)
+        }
+    }
+
     #[tokio::test]
-    async fn intermediate_files_are_lz4_without_dictionaries_or_statistics_and_products_zstd_with()
-    {
+    async fn intermediate_files_have_no_dictionaries_or_statistics_and_products_zstd_with() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::new(Arc::new(LocalBuckets::new(dir.path())), None);
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
             Field::new("status", DataType::Utf8, false),
@@ -822,48 +914,124 @@ mod tests {
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
             vec![
-                Arc::new(Int64Array::from_iter_values(0..1000)),
+                Arc::new(Int64Array::from_iter_values(0..40_000)),
                 Arc::new(StringArray::from_iter_values(
-                    (0..1000).map(|i| ["paid", "shipped"][i % 2]),
+                    (0..40_000).map(|i| ["paid", "shipped"][i % 2]),
                 )),
             ],
         )
         .unwrap();
-        for (key, usage) in [
-            ("staged.parquet", ParquetUse::Intermediate),
-            ("product.parquet", ParquetUse::Published),
+        let local: Arc<dyn Buckets> = Arc::new(LocalBuckets::new(dir.path().join("local")));
+        let networked: Arc<dyn Buckets> =
+            Arc::new(Networked(LocalBuckets::new(dir.path().join("networked"))));
+        for (buckets, intermediate) in [
+            (local, Compression::UNCOMPRESSED),
+            (networked, Compression::LZ4_RAW),
         ] {
-            let mut sink = storage
-                .write_parquet_as("zone", key, Arc::clone(&schema), usage)
-                .unwrap();
-            sink.write(&batch).await.unwrap();
-            sink.finish().await.unwrap();
+            let storage = Storage::new(buckets, None);
+            let mut written = Vec::new();
+            for (key, usage) in [
+                ("staged.parquet", ParquetUse::Intermediate),
+                ("product.parquet", ParquetUse::Published),
+            ] {
+                let mut sink = storage
+                    .write_parquet_as("zone", key, Arc::clone(&schema), usage)
+                    .unwrap();
+                sink.write(&batch).await.unwrap();
+                let w = sink.finish().await.unwrap();
+                written.push(storage.get(&w.bucket, &w.key).await.unwrap());
+            }
+            // Intermediate row groups are smaller: readers and writers hold one at a time.
+            let groups = |file: &Bytes| {
+                SerializedFileReader::new(file.clone())
+                    .unwrap()
+                    .metadata()
+                    .num_row_groups()
+            };
+            assert_eq!((groups(&written[0]), groups(&written[1])), (2, 1));
+            let staged = chunks(written[0].clone());
+            assert!(
+                staged.iter().all(|c| *c == (intermediate, false, false)),
+                "{staged:?}"
+            );
+            let product = chunks(written[1].clone());
+            assert!(
+                product
+                    .iter()
+                    .all(
+                        |(codec, dictionary, statistics)| matches!(codec, Compression::ZSTD(_))
+                            && *dictionary
+                            && *statistics
+                    ),
+                "{product:?}"
+            );
+            // Both read back through the stages' own reader.
+            assert_eq!(
+                storage
+                    .parquet_rows("zone", "staged.parquet")
+                    .await
+                    .unwrap(),
+                40_000
+            );
         }
-        let staged = chunks(&dir.path().join("zone/staged.parquet"));
-        assert!(
-            staged
-                .iter()
-                .all(|c| *c == (Compression::LZ4_RAW, false, false)),
-            "{staged:?}"
-        );
-        let product = chunks(&dir.path().join("zone/product.parquet"));
-        assert!(
-            product
-                .iter()
-                .all(
-                    |(codec, dictionary, statistics)| matches!(codec, Compression::ZSTD(_))
-                        && *dictionary
-                        && *statistics
-                ),
-            "{product:?}"
-        );
-        // Both read back through the stages' own reader.
-        assert_eq!(
-            storage
-                .parquet_rows("zone", "staged.parquet")
+    }
+
+    #[tokio::test]
+    async fn a_landed_file_is_its_bytes_on_a_local_store_and_across_a_network() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw: Vec<u8> = (0..3 * PUT_FILE_CHUNK + 17)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let file = dir.path().join("orders.csv");
+        std::fs::write(&file, &raw).unwrap();
+        let local: Arc<dyn Buckets> = Arc::new(LocalBuckets::new(dir.path().join("local")));
+        let networked: Arc<dyn Buckets> =
+            Arc::new(Networked(LocalBuckets::new(dir.path().join("networked"))));
+        for buckets in [local, networked] {
+            let storage = Storage::new(buckets, None);
+            // Into a bucket never used before, then over an object.
+            let first = storage
+                .put_file("fresh", "raw/orders/orders.csv", &file)
                 .await
-                .unwrap(),
-            1000
-        );
+                .unwrap();
+            assert_eq!(first.size, raw.len() as u64);
+            storage
+                .put(
+                    "zone",
+                    "raw/orders/orders.csv",
+                    Bytes::from_static(b"older"),
+                )
+                .await
+                .unwrap();
+            let w = storage
+                .put_file("zone", "raw/orders/orders.csv", &file)
+                .await
+                .unwrap();
+            assert_eq!(w.size, raw.len() as u64);
+            assert!(w.etag.is_some());
+            let landed = storage.get("zone", "raw/orders/orders.csv").await.unwrap();
+            assert!(landed == raw, "the landed bytes differ from the file's");
+            // Nothing else is left beside it (no staging file).
+            let listed: Vec<String> = storage
+                .list("zone", "raw/orders/")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.location.to_string())
+                .collect();
+            assert_eq!(listed, ["raw/orders/orders.csv"]);
+            let missing = dir.path().join("absent.csv");
+            let err = storage
+                .put_file("zone", "raw/orders/absent.csv", &missing)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::BadInput { location, reason }
+                    if location.ends_with("absent.csv") && reason.starts_with("cannot open")),
+                "{err}"
+            );
+        }
+        let on_disk = std::fs::read_dir(dir.path().join("local/zone/raw/orders")).unwrap();
+        assert_eq!(on_disk.count(), 1, "a staging file was left behind");
     }
 }

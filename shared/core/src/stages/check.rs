@@ -2,9 +2,11 @@
 //!
 //! Personal data is masked first (as the recipe and the organisation policy say, see
 //! [`crate::policy`]), so the checks see exactly what would be published. The cleaned object is
-//! read twice: once to run every check, and, only if all pass, once to write the product's
-//! partitioned files and commit them. A failed contract moves the data to quarantine next to a
-//! JSON report and emits `ContractViolated`; a pass emits `DataProductPublished`.
+//! read once: each batch is masked, checked and written into the version's pending folder,
+//! where no reader looks; the contract's `sql` rules then read the columns they name from those
+//! files. Only if every check passes are the files committed. A failed contract moves the data
+//! to quarantine next to a JSON report and emits `ContractViolated`; a pass emits
+//! `DataProductPublished`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,20 +65,36 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
 
     // One pass: every check on the masked data, written as it goes to the version's pending
     // folder, where no reader looks until the version is published.
+    // Three things overlap: batches are masked ahead on blocking threads, checked on a thread
+    // of their own, and partitioned and written here.
     let mut checker = Checker::new(product.schema())?;
     let mut pii = super::policy::PiiScan::new(ctx, product);
-    let mut stream = ctx.storage.read_parquet(bucket, key).await?;
+    let stream = ctx.storage.read_parquet(bucket, key).await?;
     let schema = masker.schema(stream.schema())?;
-    let published = published_columns(product, &schema);
+    let published = Arc::new(published_columns(product, &schema));
     let written = masker.schema(&Arc::new(stream.schema().project(&published)?))?;
     let mut writer = decision.writer(Arc::clone(&written))?;
-    while let Some(batch) = stream.next().await {
-        let batch = masker.apply(&batch?.project(&published)?)?;
+    let mut masked = mask_ahead(&masker, &published, stream);
+    let (to_checker, mut checked) = tokio::sync::mpsc::channel::<RecordBatch>(MASK_AHEAD);
+    let checking = tokio::task::spawn_blocking(move || {
+        while let Some(batch) = checked.blocking_recv() {
+            checker.update(&batch);
+        }
+        checker
+    });
+    while let Some(batch) = masked.next().await {
+        let batch = batch?;
         record.rows_in += batch.num_rows() as u64;
-        checker.update(&batch);
+        if to_checker.send(batch.clone()).await.is_err() {
+            break;
+        }
         pii.update(&batch);
         writer.write(&batch).await?;
     }
+    drop(to_checker);
+    let checker = checking
+        .await
+        .map_err(|e| Error::Internal(format!("contract-check: the checks failed: {e}")))?;
     let pending = writer.finish().await?;
     let mut report = checker.finish();
     // The organisation policy: no personal data published unclassified and unmasked.
@@ -130,6 +148,33 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         .await?;
     runs::save(&ctx.storage, bucket, record, started).await
 }
+
+/// Batches masked (and projected to the published columns) ahead of the reader, in order,
+/// [`MASK_AHEAD`] at a time on blocking threads: hashing personal data is CPU work that batches
+/// do not share.
+fn mask_ahead(
+    masker: &Arc<Masker>,
+    published: &Arc<Vec<usize>>,
+    stream: crate::storage::ParquetBatches,
+) -> impl futures::Stream<Item = Result<RecordBatch>> + use<> {
+    let (masker, published) = (Arc::clone(masker), Arc::clone(published));
+    stream
+        .map(move |batch| {
+            let (masker, published) = (Arc::clone(&masker), Arc::clone(&published));
+            async move {
+                let batch = batch?;
+                tokio::task::spawn_blocking(move || masker.apply(&batch.project(&published)?))
+                    .await
+                    .map_err(|e| {
+                        Error::Internal(format!("contract-check: masking a batch failed: {e}"))
+                    })?
+            }
+        })
+        .buffered(MASK_AHEAD)
+}
+
+/// Batches masked, or waiting for the checks, at once.
+const MASK_AHEAD: usize = 2;
 
 /// The columns of the cleaned object that are published: the contract's (not the raw text
 /// columns `keep_raw` adds for clean and quarantine).

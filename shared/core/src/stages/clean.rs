@@ -191,7 +191,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         let mut stats: Vec<Stat> = detect.columns.iter().map(|_| Stat::default()).collect();
         let mut stream = ctx.storage.read_parquet(bucket, key).await?;
         while let Some(batch) = stream.next().await {
-            let prepared = cleaner.prepare(&batch?)?;
+            let prepared = cleaner.prepare(&batch?, false)?;
             for ((col, _), stat) in detect.columns.iter().zip(stats.iter_mut()) {
                 stat.update(prepared.batch.column(*col), detect.method)?;
             }
@@ -300,16 +300,21 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         let mut keep = Vec::with_capacity(n);
         let mut bad = Vec::with_capacity(n);
         let mut bad_reasons = Vec::new();
-        for (i, row_hash) in row_hashes.iter().enumerate() {
-            let (duplicate, loser) = match &fates {
-                Some(fates) => {
+        for (i, defaulted) in defaulted.iter().enumerate().take(n) {
+            let (duplicate, loser) = match (&fates, row_hashes.get(i)) {
+                (Some(fates), _) => {
                     let fate = fates.get(row as usize + i).copied().unwrap_or(Fate::Keep);
                     (fate == Fate::Duplicate, fate == Fate::Superseded)
                 }
-                None => (
+                (None, Some(row_hash)) => (
                     recipe.drop_exact_duplicates && !seen.insert(*row_hash),
                     false,
                 ),
+                (None, None) => {
+                    return Err(Error::Internal(
+                        "clean: a batch came without its row hashes".into(),
+                    ));
+                }
             };
             if duplicate || loser {
                 if duplicate {
@@ -330,7 +335,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
                 if verdicts.clipped[i] {
                     clipped += 1;
                 }
-                record.defaulted += u64::from(defaulted[i]);
+                record.defaulted += u64::from(*defaulted);
                 keep.push(true);
                 bad.push(false);
             }
@@ -480,7 +485,10 @@ const PREPARE_AHEAD: usize = 2;
 
 impl Cleaner {
     fn ready(&self, raw: &RecordBatch, work: Work) -> Result<Ready> {
-        let prepared = self.prepare(raw)?;
+        // Row hashes find exact duplicates: in the scan, or while writing when no scan decided
+        // the rows' fates.
+        let hashes = work == Work::Scan || self.latest.is_none();
+        let prepared = self.prepare(raw, hashes)?;
         let batch = prepared.batch;
         let (keys, order) = match (work, self.latest) {
             (Work::Scan, Some(order_col)) => (
@@ -660,7 +668,8 @@ type Clip = (
 /// A batch conformed to the staged schema and normalized, with the rows structuring refused.
 struct Prepared {
     batch: RecordBatch,
-    /// Hashes of the rows, for exact duplicates (as normalized, or as read).
+    /// Hashes of the rows, for exact duplicates (as normalized, or as read); empty when not
+    /// asked for.
     hashes: Vec<u128>,
     reasons: Vec<Option<String>>,
     /// Values set from the defaults, per row.
@@ -974,8 +983,9 @@ impl Cleaner {
         })
     }
 
-    /// Structuring, conforming to the staged schema, normalization and defaults.
-    fn prepare(&self, raw: &RecordBatch) -> Result<Prepared> {
+    /// Structuring, conforming to the staged schema, normalization and defaults; with
+    /// `hashes`, the row hashes too.
+    fn prepare(&self, raw: &RecordBatch, hashes: bool) -> Result<Prepared> {
         let n = raw.num_rows();
         let mut reasons: Vec<Option<String>> = vec![None; n];
         // JSON text where the contract declares a struct or list: parse it.
@@ -1023,7 +1033,7 @@ impl Cleaner {
         )?;
         let batch = super::conform(&structured, &self.schema)?;
         let batch = self.flatten(&batch, &mut reasons)?;
-        let as_read = if self.duplicates_as_read {
+        let as_read = if hashes && self.duplicates_as_read {
             Some(self.row_hashes(&self.trimmed(&batch)?)?)
         } else {
             None
@@ -1031,7 +1041,8 @@ impl Cleaner {
         let (batch, defaulted) = self.normalize(&batch)?;
         let hashes = match as_read {
             Some(h) => h,
-            None => self.row_hashes(&batch)?,
+            None if hashes => self.row_hashes(&batch)?,
+            None => Vec::new(),
         };
         Ok(Prepared {
             batch,
