@@ -1033,8 +1033,9 @@ impl Cleaner {
         )?;
         let batch = super::conform(&structured, &self.schema)?;
         let batch = self.flatten(&batch, &mut reasons)?;
+        let batch = self.trimmed(&batch)?;
         let as_read = if hashes && self.duplicates_as_read {
-            Some(self.row_hashes(&self.trimmed(&batch)?)?)
+            Some(self.row_hashes(&batch)?)
         } else {
             None
         };
@@ -1127,6 +1128,7 @@ impl Cleaner {
         Ok(RecordBatch::try_new(batch.schema(), columns)?)
     }
 
+    /// Case, canonical values, coalesce and defaults, on a [`Cleaner::trimmed`] batch.
     fn normalize(&self, batch: &RecordBatch) -> Result<(RecordBatch, Vec<u32>)> {
         let mut columns = batch.columns().to_vec();
         for (i, col) in columns.iter_mut().enumerate() {
@@ -1136,7 +1138,7 @@ impl Cleaner {
             let lower = self.lower.contains(&i);
             let upper = self.upper.contains(&i);
             let canon = self.canonical.get(&i);
-            if !self.trim && !lower && !upper && canon.is_none() {
+            if !lower && !upper && canon.is_none() {
                 continue;
             }
             let strings = col.as_string::<i32>();
@@ -1148,11 +1150,6 @@ impl Cleaner {
                     out.append_null();
                     continue;
                 };
-                let v = if self.trim { v.trim() } else { v };
-                if self.trim && v.is_empty() {
-                    out.append_null();
-                    continue;
-                }
                 let s = if lower {
                     lowercase(v)
                 } else if upper {
@@ -1201,12 +1198,15 @@ impl Cleaner {
             if col.data_type() != &DataType::Utf8 {
                 continue;
             }
-            let out: StringArray = col
-                .as_string::<i32>()
-                .iter()
-                .map(|v| v.map(str::trim).filter(|v| !v.is_empty()))
-                .collect();
-            *col = Arc::new(out);
+            let strings = col.as_string::<i32>();
+            let mut out = StringBuilder::with_capacity(strings.len(), strings.value_data().len());
+            for v in strings.iter() {
+                match v.map(str::trim).filter(|v| !v.is_empty()) {
+                    Some(v) => out.append_value(v),
+                    None => out.append_null(),
+                }
+            }
+            *col = Arc::new(out.finish());
         }
         Ok(RecordBatch::try_new(batch.schema(), columns)?)
     }
