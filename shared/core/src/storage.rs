@@ -6,6 +6,7 @@
 //! that S3 would send to EventBridge.
 
 use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +30,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::bus::EventBus;
 use crate::error::{Error, Result};
@@ -199,6 +201,9 @@ pub struct Storage {
 /// Bytes a streaming writer to local files buffers: files of many partitions written at once
 /// hold little.
 const LOCAL_PART_BYTES: usize = 256 << 10;
+
+/// Bytes read at once from a local store's file by [`Storage::get_reader`].
+const LOCAL_READ_BYTES: usize = 256 << 10;
 
 /// Bytes read from a local file per write by [`Storage::put_file`].
 const PUT_FILE_CHUNK: usize = 1 << 20;
@@ -404,6 +409,32 @@ impl Storage {
         };
         self.notify(&w).await?;
         Ok(w)
+    }
+
+    /// An object's bytes as a blocking reader, for parsers that run on a blocking thread (and
+    /// must be read there: a streamed object is bridged to the runtime). A file of a local
+    /// store is read directly: its stream would hand over 8 KiB at a time, each read a task of
+    /// the runtime's blocking pool and a thread switch.
+    pub async fn get_reader(&self, bucket: &str, key: &str) -> Result<Box<dyn Read + Send>> {
+        let got = self.store(bucket)?.get(&object_path(key)?).await?;
+        let range = got.range.clone();
+        match got.payload {
+            object_store::GetResultPayload::File(mut file, path) => {
+                file.seek(SeekFrom::Start(range.start)).map_err(|e| {
+                    Error::Io(std::io::Error::new(
+                        e.kind(),
+                        format!("cannot read `{}`: {e}", path.display()),
+                    ))
+                })?;
+                Ok(Box::new(std::io::BufReader::with_capacity(
+                    LOCAL_READ_BYTES,
+                    file.take(range.end - range.start),
+                )))
+            }
+            object_store::GetResultPayload::Stream(stream) => Ok(Box::new(SyncIoBridge::new(
+                StreamReader::new(stream.map_err(std::io::Error::other)),
+            ))),
+        }
     }
 
     /// Streams an object's bytes, for readers that parse as they go.
@@ -1033,5 +1064,55 @@ mod tests {
         }
         let on_disk = std::fs::read_dir(dir.path().join("local/zone/raw/orders")).unwrap();
         assert_eq!(on_disk.count(), 1, "a staging file was left behind");
+    }
+
+    /// Buckets in memory: objects come back as streams, as from S3.
+    #[derive(Debug, Default)]
+    struct InMemory(StoreCache);
+
+    impl Buckets for InMemory {
+        fn store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>> {
+            self.0.get_or_make(bucket, || {
+                Ok(Arc::new(object_store::memory::InMemory::new()))
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_object_reads_whole_through_a_blocking_reader_from_files_and_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw: Vec<u8> = (0..LOCAL_READ_BYTES * 2 + 5)
+            .map(|i| (i % 241) as u8)
+            .collect();
+        let local: Arc<dyn Buckets> = Arc::new(LocalBuckets::new(dir.path()));
+        let memory: Arc<dyn Buckets> = Arc::new(InMemory::default());
+        for buckets in [local, memory] {
+            let storage = Storage::new(buckets, None);
+            storage
+                .put("zone", "raw/orders/a.csv", Bytes::from(raw.clone()))
+                .await
+                .unwrap();
+            let mut reader = storage
+                .get_reader("zone", "raw/orders/a.csv")
+                .await
+                .unwrap();
+            let read = tokio::task::spawn_blocking(move || {
+                let mut read = Vec::new();
+                reader.read_to_end(&mut read).map(|_| read)
+            })
+            .await
+            .unwrap()
+            .unwrap();
+            assert!(read == raw, "{} bytes read of {}", read.len(), raw.len());
+            let missing = storage.get_reader("zone", "raw/orders/absent.csv").await;
+            assert!(
+                matches!(
+                    missing,
+                    Err(Error::Storage(object_store::Error::NotFound { .. }))
+                ),
+                "{:?}",
+                missing.err()
+            );
+        }
     }
 }

@@ -26,10 +26,8 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use futures::TryStreamExt;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -221,8 +219,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         let stream = ctx.storage.read_parquet(bucket, key).await?;
         tokio::spawn(parquet_file::ingest(stream, plan, tx))
     } else {
-        let stream = ctx.storage.get_stream(bucket, key).await?;
-        let reader = SyncIoBridge::new(StreamReader::new(stream.map_err(std::io::Error::other)));
+        let reader = ctx.storage.get_reader(bucket, key).await?;
         tokio::task::spawn_blocking(move || parse(reader, &plan, &tx))
     };
 
