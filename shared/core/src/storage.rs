@@ -241,6 +241,19 @@ impl Storage {
         Ok(())
     }
 
+    /// An object just completed, as written (size and etag read back), announced on the bus.
+    async fn announce(&self, bucket: &str, key: &str) -> Result<Written> {
+        let meta = self.head(bucket, key).await?;
+        let w = Written {
+            bucket: bucket.into(),
+            key: key.into(),
+            size: meta.size,
+            etag: meta.e_tag,
+        };
+        self.notify(&w).await?;
+        Ok(w)
+    }
+
     /// Writes a small object whole.
     pub async fn put(&self, bucket: &str, key: &str, data: Bytes) -> Result<Written> {
         let size = data.len() as u64;
@@ -275,15 +288,7 @@ impl Storage {
                 .map_err(|e| {
                     Error::Internal(format!("landing `{}` failed: {e}", file.display()))
                 })??;
-            let meta = self.head(bucket, key).await?;
-            let w = Written {
-                bucket: bucket.into(),
-                key: key.into(),
-                size: meta.size,
-                etag: meta.e_tag,
-            };
-            self.notify(&w).await?;
-            return Ok(w);
+            return self.announce(bucket, key).await;
         }
         use tokio::io::AsyncReadExt;
         let mut input = tokio::fs::File::open(file).await.map_err(|e| {
@@ -377,15 +382,7 @@ impl Storage {
     pub async fn rename(&self, bucket: &str, from: &str, to: &str) -> Result<Written> {
         let store = self.store(bucket)?;
         store.rename(&object_path(from)?, &object_path(to)?).await?;
-        let meta = store.head(&object_path(to)?).await?;
-        let w = Written {
-            bucket: bucket.into(),
-            key: to.into(),
-            size: meta.size,
-            etag: meta.e_tag,
-        };
-        self.notify(&w).await?;
-        Ok(w)
+        self.announce(bucket, to).await
     }
 
     /// Deletes an object; one that is already gone is not an error.
@@ -400,15 +397,7 @@ impl Storage {
     pub async fn copy(&self, bucket: &str, from: &str, to: &str) -> Result<Written> {
         let store = self.store(bucket)?;
         store.copy(&object_path(from)?, &object_path(to)?).await?;
-        let meta = store.head(&object_path(to)?).await?;
-        let w = Written {
-            bucket: bucket.into(),
-            key: to.into(),
-            size: meta.size,
-            etag: meta.e_tag,
-        };
-        self.notify(&w).await?;
-        Ok(w)
+        self.announce(bucket, to).await
     }
 
     /// An object's bytes as a blocking reader, for parsers that run on a blocking thread (and
@@ -740,15 +729,7 @@ impl ParquetSink {
     pub async fn finish(mut self) -> Result<Written> {
         self.tx = None;
         self.join().await?;
-        let meta = self.storage.head(&self.bucket, &self.key).await?;
-        let w = Written {
-            bucket: std::mem::take(&mut self.bucket),
-            key: std::mem::take(&mut self.key),
-            size: meta.size,
-            etag: meta.e_tag,
-        };
-        self.storage.notify(&w).await?;
-        Ok(w)
+        self.storage.announce(&self.bucket, &self.key).await
     }
 }
 
@@ -782,15 +763,7 @@ impl TextSink {
     pub async fn finish(mut self) -> Result<Written> {
         use tokio::io::AsyncWriteExt;
         self.inner.shutdown().await?;
-        let meta = self.storage.head(&self.bucket, &self.key).await?;
-        let w = Written {
-            bucket: self.bucket,
-            key: self.key,
-            size: meta.size,
-            etag: meta.e_tag,
-        };
-        self.storage.notify(&w).await?;
-        Ok(w)
+        self.storage.announce(&self.bucket, &self.key).await
     }
 }
 
