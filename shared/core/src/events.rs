@@ -19,6 +19,8 @@ pub const OBJECT_CREATED: &str = "Object Created";
 pub const PRODUCT_PUBLISHED: &str = "DataProductPublished";
 /// `detail-type` of a product version refused by its contract.
 pub const CONTRACT_VIOLATED: &str = "ContractViolated";
+/// `detail-type` of an input a stage gave up on after its attempts (poison input).
+pub const INPUT_FAILED: &str = "InputFailed";
 /// Detail type of the event an EventBridge schedule (a rule with a schedule expression) sends.
 pub const SCHEDULED_EVENT: &str = "Scheduled Event";
 
@@ -138,7 +140,7 @@ impl ObjectCreated {
                 size: Some(size),
                 etag,
                 version_id: None,
-                sequencer: None,
+                sequencer: Some(crate::delivery::next_sequencer()),
             },
             reason: Some("PutObject".to_owned()),
         };
@@ -294,6 +296,43 @@ impl ContractViolated {
         BusEvent::new(
             TESSERA_SOURCE,
             CONTRACT_VIOLATED,
+            serde_json::to_value(self).unwrap_or_default(),
+        )
+    }
+}
+
+/// An input a stage refused after using up its attempts: each failed (or never finished), so
+/// the input is kept where it is, with a report of why, and not tried again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InputFailed {
+    /// Owning domain.
+    pub domain: String,
+    /// Product.
+    pub product: String,
+    /// The stage that gave up.
+    pub stage: String,
+    /// Bucket of the input.
+    pub bucket: String,
+    /// Key of the input.
+    pub key: String,
+    /// Version of the input.
+    pub version: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last error, or that the function never finished.
+    pub reason: String,
+    /// The quarantine report.
+    pub report_key: String,
+    /// When the stage gave up.
+    pub at: DateTime<Utc>,
+}
+
+impl InputFailed {
+    /// As a bus event.
+    pub fn event(&self) -> BusEvent {
+        BusEvent::new(
+            TESSERA_SOURCE,
+            INPUT_FAILED,
             serde_json::to_value(self).unwrap_or_default(),
         )
     }

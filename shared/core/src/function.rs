@@ -11,8 +11,9 @@ use serde_json::Value;
 use crate::context::Context;
 use crate::error::{Error, ErrorKind};
 use crate::events::S3Record;
+use crate::delivery;
 use crate::events::{
-    BusEvent, CONTRACT_VIOLATED, ContractViolated, OBJECT_CREATED, ObjectCreated,
+    BusEvent, CONTRACT_VIOLATED, ContractViolated, InputFailed, OBJECT_CREATED, ObjectCreated,
     PRODUCT_PUBLISHED, ProductPublished, SCHEDULED_EVENT,
 };
 use crate::keys::{Zone, decode_event_key};
@@ -174,7 +175,8 @@ pub mod stage {
             ctx: &Context,
             trigger: Trigger,
         ) -> Option<Result<Vec<RunRecord>, FunctionError>> {
-            on_object(ctx, Self::FUNCTION, Zone::Raw, trigger, stages::ingest::run).await
+            on_object(ctx, Self::FUNCTION, Zone::Raw, trigger, stages::ingest::run_at)
+            .await
         }
     }
 
@@ -189,7 +191,9 @@ pub mod stage {
                 Self::FUNCTION,
                 Zone::Staged,
                 trigger,
-                stages::clean::run,
+                async |ctx: &Context, bucket: &str, key: &str, version: &str, _: Option<&str>| {
+                    stages::clean::run(ctx, bucket, key, version).await
+                },
             )
             .await
         }
@@ -206,7 +210,9 @@ pub mod stage {
                 Self::FUNCTION,
                 Zone::Clean,
                 trigger,
-                stages::check::run,
+                async |ctx: &Context, bucket: &str, key: &str, version: &str, _: Option<&str>| {
+                    stages::check::run(ctx, bucket, key, version).await
+                },
             )
             .await
         }
@@ -333,7 +339,8 @@ fn describe(trigger: &Trigger) -> String {
 }
 
 /// ingest, clean or contract-check (`run`) on the object a trigger names; `None` for any other
-/// trigger.
+/// trigger. Exactly once in effect ([`crate::delivery`]): an input the stage has finished (its
+/// run record exists) is not done again, and one that has used up its attempts is refused.
 async fn on_object<F>(
     ctx: &Context,
     function: Function,
@@ -342,7 +349,7 @@ async fn on_object<F>(
     run: F,
 ) -> Option<Result<Vec<RunRecord>, FunctionError>>
 where
-    F: AsyncFn(&Context, &str, &str, &str) -> crate::Result<RunRecord>,
+    F: AsyncFn(&Context, &str, &str, &str, Option<&str>) -> crate::Result<RunRecord>,
 {
     let Trigger::Object(object) = trigger else {
         return None;
@@ -350,11 +357,120 @@ where
     Some(
         async {
             let (bucket, key, version) = object_input(ctx, &object).await?;
-            let result = run(ctx, bucket, &key, &version).await;
-            object_outcome(ctx, function, zone, bucket, &key, &version, result).await
+            // S3's sequencer orders the versions of a key: ingest drops a stale one.
+            let sequencer = object.object.sequencer.as_deref();
+            let Ok(zk) = crate::keys::parse_zone_key(&key, zone) else {
+                // Not a key of this zone: the stage refuses it with the reason.
+                let result = run(ctx, bucket, &key, &version, sequencer).await;
+                return object_outcome(ctx, function, zone, bucket, &key, &version, result).await;
+            };
+            let stage = function.name();
+            let id = crate::keys::object_run_id(zone, bucket, &key, &version);
+            let attempts_key = delivery::attempts_key(&zk.product, stage, &id);
+            if let Some(done) = finished(ctx, bucket, &zk.product, stage, &id).await? {
+                // A repeated delivery. A count left by a crash after the run record is removed.
+                ctx.storage.delete(bucket, &attempts_key).await?;
+                return Ok(vec![done]);
+            }
+            let mut attempts = delivery::attempts(&ctx.storage, bucket, &attempts_key).await?;
+            if attempts.attempts >= ctx.mesh.max_attempts {
+                return give_up(ctx, function, zone, bucket, &key, &version, &zk.product, attempts)
+                    .await
+                    .map(|run| vec![run]);
+            }
+            attempts.attempts += 1;
+            attempts.last_error = None;
+            delivery::record_attempts(&ctx.storage, bucket, &attempts_key, &attempts).await?;
+            let result = run(ctx, bucket, &key, &version, sequencer).await;
+            match &result {
+                Err(e) if e.kind() != ErrorKind::BadData => {
+                    attempts.last_error = Some(e.to_string());
+                    // The error is what the invocation reports; the count is best effort.
+                    if let Err(store) =
+                        delivery::record_attempts(&ctx.storage, bucket, &attempts_key, &attempts)
+                            .await
+                    {
+                        tracing::warn!(%bucket, key = %attempts_key, error = %store, "attempt count not stored");
+                    }
+                }
+                _ => {}
+            }
+            let outcome = object_outcome(ctx, function, zone, bucket, &key, &version, result).await;
+            if outcome.is_ok() {
+                ctx.storage.delete(bucket, &attempts_key).await?;
+            }
+            outcome
         }
         .await,
     )
+}
+
+/// The run of a stage that already finished with an input, reported as skipped (not stored
+/// again: the first record stays).
+async fn finished(
+    ctx: &Context,
+    bucket: &str,
+    product: &str,
+    stage: &str,
+    id: &str,
+) -> Result<Option<RunRecord>, FunctionError> {
+    let key = crate::keys::run_key(product, stage, id);
+    let Some(bytes) = ctx.storage.get_opt(bucket, &key).await? else {
+        return Ok(None);
+    };
+    let Ok(mut run) = serde_json::from_slice::<RunRecord>(&bytes) else {
+        // An unreadable record is no proof of a finished run: do the work again.
+        return Ok(None);
+    };
+    let note = format!(
+        "already done: {:?} at {} (a repeated delivery)",
+        run.status,
+        run.started_at.to_rfc3339()
+    );
+    run.status = crate::runs::RunStatus::Skipped;
+    run.notes = vec![note];
+    Ok(Some(run))
+}
+
+/// Refuses an input whose attempts are used up: a quarantine report with the last error, a
+/// quarantined run record, and `InputFailed`.
+#[allow(clippy::too_many_arguments)]
+async fn give_up(
+    ctx: &Context,
+    function: Function,
+    zone: Zone,
+    bucket: &str,
+    key: &str,
+    version: &str,
+    product: &str,
+    attempts: delivery::Attempts,
+) -> Result<RunRecord, FunctionError> {
+    let reason = format!(
+        "gave up after {} attempts: {}",
+        attempts.attempts,
+        attempts
+            .last_error
+            .as_deref()
+            .unwrap_or("the function did not finish (a crash or a timeout)")
+    );
+    tracing::error!(stage = function.name(), %bucket, %key, %reason, "poison input refused");
+    let run = stages::refuse(ctx, function, zone, bucket, key, version, &reason).await?;
+    let failed = InputFailed {
+        domain: run.domain.clone(),
+        product: product.to_owned(),
+        stage: function.name().to_owned(),
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        version: version.to_owned(),
+        attempts: attempts.attempts,
+        reason,
+        report_key: run.outputs.first().cloned().unwrap_or_default(),
+        at: chrono::Utc::now(),
+    };
+    ctx.bus.publish(vec![failed.event()]).await?;
+    let attempts_key = delivery::attempts_key(product, function.name(), &run.run_id);
+    ctx.storage.delete(bucket, &attempts_key).await?;
+    Ok(run)
 }
 
 /// The input an `Object Created` trigger names: its bucket (one of the mesh's), its decoded key

@@ -159,6 +159,16 @@ pub fn derived_id(bucket: &str, key: &str) -> String {
     input_id(bucket, key, "derived")
 }
 
+/// The run id a stage gives an input object of `zone`: raw and staged objects by key and
+/// version; clean objects by key alone (their key already carries the raw object's version, so a
+/// re-cleaned file maps to the same product version).
+pub fn object_run_id(zone: Zone, bucket: &str, key: &str, version: &str) -> String {
+    match zone {
+        Zone::Clean => derived_id(bucket, key),
+        _ => input_id(bucket, key, version),
+    }
+}
+
 /// The file stem of a key without its extensions (`orders.csv.gz` → `orders`), made safe for keys.
 pub fn stem(file: &str) -> String {
     let base = file.split('.').next().unwrap_or(file);

@@ -16,6 +16,7 @@ pub mod bus;
 pub mod catalog;
 pub mod cdc;
 pub mod context;
+pub mod delivery;
 pub mod contract_test;
 pub mod domain_events;
 pub mod entity;

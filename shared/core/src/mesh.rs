@@ -70,6 +70,13 @@ pub struct MeshSettings {
     /// The organisation's policy file (YAML); without one, no organisation rule applies.
     #[serde(default)]
     pub policy: Option<PathBuf>,
+    /// Attempts a stage makes at one input before it refuses it as poison (at least 1).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_max_attempts() -> u32 {
+    crate::delivery::DEFAULT_MAX_ATTEMPTS
 }
 
 fn default_environment() -> String {
@@ -977,6 +984,8 @@ pub struct Mesh {
     pub default_environment: String,
     /// Salt for hashing personal data.
     pub pii_salt: String,
+    /// Attempts a stage makes at one input before refusing it ([`crate::delivery`]).
+    pub max_attempts: u32,
     /// The organisation's policy, when the mesh names one.
     pub policy: Option<Policy>,
     /// Path of the policy file.
@@ -1319,6 +1328,7 @@ impl Mesh {
             environments: file.environments,
             default_environment: file.mesh.default_environment,
             pii_salt,
+            max_attempts: file.mesh.max_attempts.max(1),
             policy,
             policy_path,
             domains,

@@ -52,6 +52,13 @@ pub struct Commit {
     pub checks: crate::events::CheckCounts,
     /// The input the version came from.
     pub source: String,
+    /// The raw object the version came from (source products): a newer version of that key
+    /// supersedes this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_key: Option<String>,
+    /// The sequencer of that raw object's version, which orders the versions of its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
     /// When.
     pub committed_at: DateTime<Utc>,
 }
@@ -85,16 +92,93 @@ pub async fn commits(
 }
 
 /// Keys of the files that make up the product now: those of the last overwrite and every append
-/// after it.
+/// after it, but of the appends of one raw key only the newest version's (by sequencer, else by
+/// commit order).
 pub fn live_files(log: &[(String, Commit)]) -> Vec<String> {
     let start = log
         .iter()
         .rposition(|(_, c)| c.mode == CommitMode::Overwrite)
         .unwrap_or(0);
-    log[start..]
-        .iter()
-        .flat_map(|(_, c)| c.files.iter().cloned())
+    let live = &log[start..];
+    let superseded = superseded(live);
+    live.iter()
+        .zip(superseded)
+        .filter(|(_, gone)| !gone)
+        .flat_map(|((_, c), _)| c.files.iter().cloned())
         .collect()
+}
+
+/// For each commit of a log, whether a newer version of its raw key supersedes it.
+pub fn superseded(log: &[(String, Commit)]) -> Vec<bool> {
+    let mut newest: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, (_, c)) in log.iter().enumerate() {
+        let Some(key) = c.source_key.as_deref() else {
+            continue;
+        };
+        match newest.get(key) {
+            Some(&j) if !newer(c, &log[j].1) => {}
+            _ => {
+                newest.insert(key, i);
+            }
+        }
+    }
+    log.iter()
+        .enumerate()
+        .map(|(i, (_, c))| {
+            c.source_key
+                .as_deref()
+                .is_some_and(|k| newest.get(k) != Some(&i))
+        })
+        .collect()
+}
+
+/// Whether `a`, committed after `b`, is the newer version of their raw key: by sequencer when
+/// both have one, else by commit order.
+fn newer(a: &Commit, b: &Commit) -> bool {
+    match (a.sequencer.as_deref(), b.sequencer.as_deref()) {
+        (Some(x), Some(y)) => {
+            crate::delivery::compare_sequencers(x, y) != std::cmp::Ordering::Less
+        }
+        _ => true,
+    }
+}
+
+/// The commit of the log that supersedes a version of `source_key` at `sequencer`, if any: a
+/// stale version is not published.
+pub fn superseded_by<'a>(
+    log: &'a [(String, Commit)],
+    source_key: &str,
+    sequencer: Option<&str>,
+) -> Option<&'a Commit> {
+    let seq = sequencer?;
+    log.iter().map(|(_, c)| c).find(|c| {
+        c.source_key.as_deref() == Some(source_key)
+            && c.sequencer.as_deref().is_some_and(|s| {
+                crate::delivery::compare_sequencers(s, seq) == std::cmp::Ordering::Greater
+            })
+    })
+}
+
+/// Deletes the data files of versions a newer version of their raw key superseded (readers of
+/// partition folders, Athena, would otherwise see both). Their commit records stay, as history.
+/// Returns how many files were deleted (or already gone).
+pub async fn remove_superseded(storage: &Storage, bucket: &str, product: &str) -> Result<usize> {
+    let log = commits(storage, bucket, product).await?;
+    let start = log
+        .iter()
+        .rposition(|(_, c)| c.mode == CommitMode::Overwrite)
+        .unwrap_or(0);
+    let live = &log[start..];
+    let mut removed = 0;
+    for ((_, c), gone) in live.iter().zip(superseded(live)) {
+        if gone {
+            for file in &c.files {
+                storage.delete(bucket, file).await?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Writes the commit record in the next free slot. Returns `Ok(None)` if this version was
@@ -594,6 +678,8 @@ mod tests {
                     contract_id: "c".into(),
                     contract_version: "1".into(),
                     source: "s".into(),
+                    source_key: None,
+                    sequencer: None,
                     committed_at: Utc::now(),
                     checks: Default::default(),
                 },
@@ -606,5 +692,56 @@ mod tests {
         ];
         assert_eq!(live_files(&log), vec!["bucket-1", "c"]);
         assert_eq!(live_files(&log[..1]), vec!["a"]);
+    }
+
+    #[test]
+    fn a_newer_version_of_a_raw_key_supersedes_the_older_whatever_the_commit_order() {
+        let c = |v: &str, key: Option<&str>, seq: Option<&str>| {
+            (
+                v.to_owned(),
+                Commit {
+                    version: v.into(),
+                    mode: CommitMode::Append,
+                    files: vec![format!("f{v}")],
+                    partitions: vec![],
+                    rows: 1,
+                    contract_id: "c".into(),
+                    contract_version: "1".into(),
+                    source: "s".into(),
+                    source_key: key.map(str::to_owned),
+                    sequencer: seq.map(str::to_owned),
+                    committed_at: Utc::now(),
+                    checks: Default::default(),
+                },
+            )
+        };
+        // In sequencer order, and the same versions committed newest first.
+        let ordered = vec![
+            c("1", Some("raw/a.csv"), Some("0A")),
+            c("2", Some("raw/b.csv"), Some("0B")),
+            c("3", Some("raw/a.csv"), Some("0C")),
+            c("4", None, None),
+        ];
+        assert_eq!(live_files(&ordered), vec!["f2", "f3", "f4"]);
+        let shuffled = vec![
+            ordered[2].clone(),
+            ordered[3].clone(),
+            ordered[1].clone(),
+            ordered[0].clone(),
+        ];
+        let mut live = live_files(&shuffled);
+        live.sort();
+        assert_eq!(live, vec!["f2", "f3", "f4"]);
+        assert_eq!(superseded(&shuffled), vec![false, false, false, true]);
+        // Without sequencers, the later commit wins.
+        let unordered = vec![c("1", Some("k"), None), c("2", Some("k"), None)];
+        assert_eq!(live_files(&unordered), vec!["f2"]);
+        // A stale version finds what supersedes it.
+        assert_eq!(
+            superseded_by(&ordered, "raw/a.csv", Some("0B")).map(|c| c.version.as_str()),
+            Some("3")
+        );
+        assert!(superseded_by(&ordered, "raw/a.csv", Some("0D")).is_none());
+        assert!(superseded_by(&ordered, "raw/a.csv", None).is_none());
     }
 }

@@ -35,6 +35,9 @@ pub struct InputRef {
     pub key: String,
     /// Version id or etag.
     pub version: String,
+    /// The sequencer of the event that named it (raw objects), which orders versions of a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
 }
 
 /// What one stage did with one input.

@@ -152,6 +152,7 @@ pub async fn scheduled_check(
             bucket: d.bucket.clone(),
             key: crate::publish::commits_prefix(&report.product),
             version: now.to_rfc3339(),
+            sequencer: None,
         };
         let (mut record, started) =
             RunRecord::start(&id, "sla-check", &report.domain, &report.product, input);
@@ -607,6 +608,8 @@ mod tests {
             contract_version: "1.0.0".into(),
             checks: Default::default(),
             source: "clean/p/x.parquet".into(),
+            source_key: None,
+            sequencer: None,
             committed_at: at.parse().unwrap(),
         }
     }

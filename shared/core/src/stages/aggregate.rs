@@ -95,6 +95,7 @@ async fn aggregate_one(
         bucket: published.bucket.clone(),
         key: published.commit_key.clone(),
         version: published.version.clone(),
+        sequencer: None,
     };
     let (mut record, started) =
         RunRecord::start(&id, "aggregate", &domain.name, &product.name, input);
@@ -106,6 +107,7 @@ async fn aggregate_one(
         id: &id,
         input_key: &published.commit_key,
         stage: "aggregate",
+        source: None,
     };
 
     // The ports: the parent, read whole, then the declared inputs.

@@ -20,7 +20,7 @@ use super::version::Version;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::events::CheckCounts;
-use crate::keys::{Zone, derived_id};
+use crate::keys::{Zone, object_run_id};
 use crate::mesh::{MaskMethod, Product};
 use crate::publish::{self, CommitMode};
 use crate::runs::{self, InputRef, RunRecord, RunStatus};
@@ -28,13 +28,12 @@ use crate::runs::{self, InputRef, RunRecord, RunStatus};
 /// Checks one cleaned object and publishes or quarantines it.
 pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Result<RunRecord> {
     let (domain, product, zk) = super::resolve(ctx, bucket, key, Zone::Clean)?;
-    // The clean key already carries the raw object's version: derive from the key alone, so a
-    // re-cleaned file maps to the same product version.
-    let id = derived_id(bucket, key);
+    let id = object_run_id(Zone::Clean, bucket, key, version);
     let input = InputRef {
         bucket: bucket.into(),
         key: key.into(),
         version: version.into(),
+        sequencer: None,
     };
     let (mut record, started) =
         RunRecord::start(&id, "contract-check", &domain.name, &product.name, input);
@@ -47,6 +46,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         id: &id,
         input_key: key,
         stage: "contract-check",
+        source: source_of(ctx, bucket, &product.name, &zk.file).await?,
     };
 
     let log = publish::commits(&ctx.storage, bucket, &product.name).await?;
@@ -60,6 +60,8 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         record.notes.push(format!(
             "version `{id}` was already published; event sent again"
         ));
+        // The crash may have come before the versions this one supersedes were removed.
+        decision.remove_superseded(&mut record).await?;
         return runs::save(&ctx.storage, bucket, record, started).await;
     }
 
@@ -147,6 +149,36 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         .commit(pending, CommitMode::Append, &mut record)
         .await?;
     runs::save(&ctx.storage, bucket, record, started).await
+}
+
+/// The raw object a clean file came from, and the sequencer of its version: the clean file is
+/// named `<stem>-<ingest run id>.parquet`, and ingest's run record names its input. `None` when
+/// the record is not there (an object put into the clean zone by hand): the version then stands
+/// on its own.
+async fn source_of(
+    ctx: &Context,
+    bucket: &str,
+    product: &str,
+    file: &str,
+) -> Result<Option<(String, Option<String>)>> {
+    let Some(id) = file
+        .strip_suffix(".parquet")
+        .and_then(|stem| stem.rsplit_once('-'))
+        .map(|(_, id)| id)
+        .filter(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+    else {
+        return Ok(None);
+    };
+    let Some(bytes) = ctx
+        .storage
+        .get_opt(bucket, &crate::keys::run_key(product, "ingest", id))
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice::<RunRecord>(&bytes)
+        .ok()
+        .map(|run| (run.input.key, run.input.sequencer)))
 }
 
 /// Batches masked (and projected to the published columns) ahead of the reader, in order,

@@ -181,6 +181,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         bucket: bucket.into(),
         key: key.into(),
         version: version.into(),
+        sequencer: None,
     };
     let (mut record, started) = RunRecord::start(&id, "clean", &domain.name, &product.name, input);
     let (schema, specs) = super::staged_schema_for(product)?;

@@ -31,8 +31,9 @@ use tokio::sync::mpsc;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::delivery::{Freshness, SourceVersion, observe_source};
 use crate::keys::{Zone, input_id, stem};
-use crate::mesh::{ProductKind, ShortRows, SourceConfig, SourceFormat, UnknownColumns};
+use crate::mesh::{Product, ProductKind, ShortRows, SourceConfig, SourceFormat, UnknownColumns};
 use crate::runs::{self, Drift, InputRef, RunRecord, RunStatus};
 use crate::storage::{BATCH_ROWS, ParquetUse};
 use crate::typing::json::{self, Json};
@@ -111,6 +112,34 @@ struct Plan {
 }
 
 impl Plan {
+    /// How `product`, whose recipe reads raw files as `source` says, reads the raw file `key`
+    /// (`location` names it in messages).
+    fn new(product: &Product, source: &SourceConfig, key: &str, location: String) -> Result<Plan> {
+        let (schema, specs) = super::staged_schema_for(product)?;
+        let extras = match (source.unknown_columns, &source.extras_column) {
+            (UnknownColumns::Keep, Some(column)) => Some(
+                specs
+                    .iter()
+                    .position(|s| &s.name == column)
+                    .ok_or_else(|| {
+                        Error::Config(format!(
+                            "product `{}`: extras column `{column}` is not in its contract",
+                            product.name
+                        ))
+                    })?,
+            ),
+            _ => None,
+        };
+        Ok(Plan {
+            source: source.clone(),
+            schema,
+            specs,
+            extras,
+            key: key.to_owned(),
+            location,
+        })
+    }
+
     /// Whether the contract column `i` is read from the file (not filled by ingest).
     fn is_read(&self, i: usize) -> bool {
         self.extras != Some(i)
@@ -169,6 +198,19 @@ impl DriftLog {
 
 /// Ingests one raw object.
 pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Result<RunRecord> {
+    run_at(ctx, bucket, key, version, None).await
+}
+
+/// Ingests one raw object whose event carried `sequencer` (S3's order of the versions of one
+/// key): a version older than one already taken is stale, and skipped
+/// ([`crate::delivery::observe_source`]).
+pub async fn run_at(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    version: &str,
+    sequencer: Option<&str>,
+) -> Result<RunRecord> {
     let (domain, product, zk) = super::resolve(ctx, bucket, key, Zone::Raw)?;
     let ProductKind::Source { source, .. } = &product.kind else {
         return Err(Error::Config(format!(
@@ -188,31 +230,30 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         bucket: bucket.into(),
         key: key.into(),
         version: version.into(),
+        sequencer: sequencer
+            .and_then(crate::delivery::valid_sequencer)
+            .map(str::to_ascii_uppercase),
     };
     let (mut record, started) = RunRecord::start(&id, "ingest", &domain.name, &product.name, input);
-    let (schema, specs) = super::staged_schema_for(product)?;
-    let extras = match (source.unknown_columns, &source.extras_column) {
-        (UnknownColumns::Keep, Some(column)) => Some(
-            specs
-                .iter()
-                .position(|s| &s.name == column)
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "product `{}`: extras column `{column}` is not in its contract",
-                        product.name
-                    ))
-                })?,
-        ),
-        _ => None,
-    };
-    let plan = Plan {
-        source: source.clone(),
-        schema: Arc::clone(&schema),
-        specs,
-        extras,
-        key: key.to_owned(),
-        location: format!("{bucket}/{key}"),
-    };
+    if let Some(sequencer) = record.input.sequencer.clone() {
+        let this = SourceVersion {
+            key: key.to_owned(),
+            version: version.to_owned(),
+            sequencer,
+        };
+        if let Freshness::Stale(newer) =
+            observe_source(&ctx.storage, bucket, &product.name, &this).await?
+        {
+            record.status = RunStatus::Skipped;
+            record.notes.push(format!(
+                "stale: version `{}` of this key (sequencer {}) was taken already",
+                newer.version, newer.sequencer
+            ));
+            return crate::runs::save(&ctx.storage, bucket, record, started).await;
+        }
+    }
+    let plan = Plan::new(product, source, key, format!("{bucket}/{key}"))?;
+    let schema = Arc::clone(&plan.schema);
 
     let (tx, mut rx) = mpsc::channel::<Msg>(4);
     let parser = if source.format == SourceFormat::Parquet {
@@ -288,6 +329,67 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         });
     }
     runs::save(&ctx.storage, bucket, record, started).await
+}
+
+/// What [`read_text`] found in one file.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct TextRead {
+    /// Rows read, typed or quarantined.
+    pub rows: u64,
+    /// Rows typed into batches of the staged schema.
+    pub typed: u64,
+    /// Rows quarantined.
+    pub quarantined: u64,
+    /// What the run record would note (drift, tombstones).
+    pub notes: Vec<String>,
+}
+
+/// Ingest's reading of one raw text file held in memory (CSV, NDJSON, a JSON array or Debezium
+/// events, compressed or not, as `product`'s recipe says; `key` is the file's raw-zone key, whose
+/// suffix may name the compression), without storage: [`run`]'s plan and parser, with typed
+/// batches and quarantined rows counted instead of written. A file refused whole is an error,
+/// as in the stage. The entry point of the fuzz targets (`fuzz/`, `docs/fuzzing.md`); it
+/// blocks, so it is not for async code.
+#[doc(hidden)]
+pub fn read_text(product: &Product, key: &str, bytes: Vec<u8>) -> Result<TextRead> {
+    let ProductKind::Source { source, .. } = &product.kind else {
+        return Err(Error::Config(format!(
+            "product `{}` is an aggregate: it has no raw zone",
+            product.name
+        )));
+    };
+    let plan = Plan::new(product, source, key, key.to_owned())?;
+    let (tx, mut rx) = mpsc::channel::<Msg>(4);
+    let (parsed, written) = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<(u64, u64)> {
+            let (mut typed, mut quarantined) = (0u64, 0u64);
+            while let Some(msg) = rx.blocking_recv() {
+                match msg {
+                    Msg::Batch(batch) => typed += batch.num_rows() as u64,
+                    Msg::Bad { raw, .. } => {
+                        serde_json::to_vec(&raw)?;
+                        quarantined += 1;
+                    }
+                }
+            }
+            Ok((typed, quarantined))
+        });
+        let parsed = parse(std::io::Cursor::new(bytes), &plan, &tx);
+        drop(tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (parsed, written)
+    });
+    let stats = parsed?;
+    let (typed, quarantined) = written?;
+    Ok(TextRead {
+        rows: stats.rows,
+        typed,
+        quarantined,
+        notes: stats.notes,
+    })
 }
 
 /// An empty vector with the allocation of `cells`, for cells of another lifetime (the standard

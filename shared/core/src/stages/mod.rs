@@ -206,7 +206,7 @@ pub async fn refuse(
         .domain_of_bucket(bucket)
         .map(|d| d.name.clone())
         .unwrap_or_default();
-    let id = crate::keys::input_id(bucket, key, version);
+    let id = crate::keys::object_run_id(zone, bucket, key, version);
     let file = key.rsplit('/').next().unwrap_or(key);
     let stage = function.name();
     let report_key = format!(
@@ -218,6 +218,7 @@ pub async fn refuse(
         bucket: bucket.into(),
         key: key.into(),
         version: version.into(),
+        sequencer: None,
     };
     let (mut record, started) = crate::runs::RunRecord::start(&id, stage, &domain, &product, input);
     let report =

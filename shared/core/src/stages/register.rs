@@ -27,6 +27,7 @@ pub async fn run(ctx: &Context, published: &ProductPublished) -> Result<RunRecor
         bucket: published.bucket.clone(),
         key: published.commit_key.clone(),
         version: published.version.clone(),
+        sequencer: None,
     };
     if let Some(refused) = super::policy::refuse_registration(ctx, product, input.clone()).await? {
         return Ok(refused);
@@ -99,6 +100,7 @@ pub async fn record_violation(ctx: &Context, violated: &ContractViolated) -> Res
         bucket: violated.bucket.clone(),
         key: violated.report_key.clone(),
         version: violated.run_id.clone(),
+        sequencer: None,
     };
     if let Some(refused) = super::policy::refuse_registration(ctx, product, input.clone()).await? {
         return Ok(refused);

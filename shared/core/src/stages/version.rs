@@ -32,6 +32,9 @@ pub struct Version<'a> {
     pub input_key: &'a str,
     /// The stage deciding (`contract-check` or `aggregate`).
     pub stage: &'static str,
+    /// The raw object and the sequencer of its version, for a source product's version: a newer
+    /// version of that key supersedes this one.
+    pub source: Option<(String, Option<String>)>,
 }
 
 impl Version<'_> {
@@ -150,6 +153,21 @@ impl Version<'_> {
         mode: CommitMode,
         record: &mut RunRecord,
     ) -> Result<()> {
+        let (source_key, sequencer) = self.source.clone().unzip();
+        let sequencer = sequencer.flatten();
+        if let Some(key) = &source_key {
+            let log = publish::commits(&self.ctx.storage, self.bucket, &self.product.name).await?;
+            if let Some(newer) = publish::superseded_by(&log, key, sequencer.as_deref()) {
+                pending.discard().await?;
+                record.status = RunStatus::Skipped;
+                record.notes.push(format!(
+                    "stale: version `{}` of `{key}` (sequencer {}) is published already",
+                    newer.version,
+                    newer.sequencer.as_deref().unwrap_or("-")
+                ));
+                return Ok(());
+            }
+        }
         let (partitions, files) = pending.publish().await?;
         let commit = Commit {
             version: self.id.into(),
@@ -160,6 +178,8 @@ impl Version<'_> {
             contract_id: self.product.contract.id.clone(),
             contract_version: self.product.contract.version.clone(),
             source: self.input_key.into(),
+            source_key,
+            sequencer,
             committed_at: Utc::now(),
             checks: record.checks,
         };
@@ -170,6 +190,7 @@ impl Version<'_> {
                 record.rows_out = commit.rows;
                 record.outputs.extend(commit.files.iter().cloned());
                 record.outputs.push(commit_key);
+                self.remove_superseded(record).await?;
             }
             None => {
                 record.status = RunStatus::Skipped;
@@ -178,6 +199,19 @@ impl Version<'_> {
                     self.id
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Deletes the files of versions this product's newer versions of their raw keys superseded
+    /// ([`publish::remove_superseded`]), noting how many.
+    pub async fn remove_superseded(&self, record: &mut RunRecord) -> Result<()> {
+        let removed =
+            publish::remove_superseded(&self.ctx.storage, self.bucket, &self.product.name).await?;
+        if removed > 0 {
+            record.notes.push(format!(
+                "{removed} file(s) of superseded versions removed"
+            ));
         }
         Ok(())
     }

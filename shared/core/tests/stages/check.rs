@@ -98,6 +98,7 @@ async fn passing_data_is_published_partitioned_and_committed_with_an_event() {
             "contract_id": "urn:test:orders",
             "contract_version": "2.1.0",
             "source": clean_key,
+            "source_key": "raw/orders/day1.csv",
             "committed_at": null,
         })
     );

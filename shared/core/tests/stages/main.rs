@@ -21,6 +21,8 @@ mod cdc;
 #[cfg(test)]
 mod check;
 #[cfg(test)]
+mod corpora;
+#[cfg(test)]
 mod clean;
 #[cfg(test)]
 mod clean_steps;
