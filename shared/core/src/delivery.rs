@@ -44,8 +44,12 @@ pub fn next_sequencer() -> String {
     let mut last = LAST.load(AtomicOrdering::Relaxed);
     loop {
         let next = now.max(last.saturating_add(1));
-        match LAST.compare_exchange_weak(last, next, AtomicOrdering::Relaxed, AtomicOrdering::Relaxed)
-        {
+        match LAST.compare_exchange_weak(
+            last,
+            next,
+            AtomicOrdering::Relaxed,
+            AtomicOrdering::Relaxed,
+        ) {
             Ok(_) => return format!("{next:020X}"),
             Err(seen) => last = seen,
         }
@@ -140,6 +144,10 @@ pub fn valid_sequencer(seq: &str) -> Option<&str> {
         .then_some(seq)
 }
 
+/// How long an attempt may run before one that never reported back counts as crashed:
+/// Lambda's longest timeout. A delivery arriving sooner may be a duplicate running beside it.
+pub const ATTEMPT_TIMEOUT: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
 /// The attempts made at one input by one stage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Attempts {
@@ -148,6 +156,19 @@ pub struct Attempts {
     /// Why the last attempt failed, when it failed with an error (not a crash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When the last attempt started.
+    #[serde(default)]
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Attempts {
+    /// Whether the input has used up `max` attempts, each of them over: failed with an error,
+    /// or started longer than [`ATTEMPT_TIMEOUT`] ago without a word (a crash). Deliveries of an
+    /// input that is still being worked on are duplicates, not failures.
+    pub fn used_up(&self, max: u32, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.attempts >= max
+            && (self.last_error.is_some() || now - self.started_at > ATTEMPT_TIMEOUT)
+    }
 }
 
 /// Key of the attempt count of a stage's input.
@@ -202,6 +223,21 @@ mod tests {
             assert_eq!(compare_sequencers(&next, &last), Ordering::Greater);
             last = next;
         }
+    }
+
+    #[test]
+    fn attempts_are_used_up_only_when_over() {
+        let now = chrono::Utc::now();
+        let mut a = Attempts {
+            attempts: 3,
+            last_error: None,
+            started_at: now,
+        };
+        assert!(!a.used_up(3, now), "the last attempt may still be running");
+        assert!(a.used_up(3, now + ATTEMPT_TIMEOUT + chrono::TimeDelta::seconds(1)));
+        a.last_error = Some("S3 timed out".into());
+        assert!(a.used_up(3, now));
+        assert!(!a.used_up(4, now));
     }
 
     #[test]

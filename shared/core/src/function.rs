@@ -9,9 +9,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::context::Context;
+use crate::delivery;
 use crate::error::{Error, ErrorKind};
 use crate::events::S3Record;
-use crate::delivery;
 use crate::events::{
     BusEvent, CONTRACT_VIOLATED, ContractViolated, InputFailed, OBJECT_CREATED, ObjectCreated,
     PRODUCT_PUBLISHED, ProductPublished, SCHEDULED_EVENT,
@@ -175,7 +175,13 @@ pub mod stage {
             ctx: &Context,
             trigger: Trigger,
         ) -> Option<Result<Vec<RunRecord>, FunctionError>> {
-            on_object(ctx, Self::FUNCTION, Zone::Raw, trigger, stages::ingest::run_at)
+            on_object(
+                ctx,
+                Self::FUNCTION,
+                Zone::Raw,
+                trigger,
+                stages::ingest::run_at,
+            )
             .await
         }
     }
@@ -368,18 +374,23 @@ where
             let id = crate::keys::object_run_id(zone, bucket, &key, &version);
             let attempts_key = delivery::attempts_key(&zk.product, stage, &id);
             if let Some(done) = finished(ctx, bucket, &zk.product, stage, &id).await? {
-                // A repeated delivery. A count left by a crash after the run record is removed.
+                // A repeated delivery. What a delivery that failed half-way beside the one that
+                // finished may have left is removed: its attempt count, its pending files.
                 ctx.storage.delete(bucket, &attempts_key).await?;
+                if zone == Zone::Clean {
+                    crate::publish::clear_pending(&ctx.storage, bucket, &zk.product, &id).await?;
+                }
                 return Ok(vec![done]);
             }
             let mut attempts = delivery::attempts(&ctx.storage, bucket, &attempts_key).await?;
-            if attempts.attempts >= ctx.mesh.max_attempts {
+            if attempts.used_up(ctx.mesh.max_attempts, chrono::Utc::now()) {
                 return give_up(ctx, function, zone, bucket, &key, &version, &zk.product, attempts)
                     .await
                     .map(|run| vec![run]);
             }
             attempts.attempts += 1;
             attempts.last_error = None;
+            attempts.started_at = chrono::Utc::now();
             delivery::record_attempts(&ctx.storage, bucket, &attempts_key, &attempts).await?;
             let result = run(ctx, bucket, &key, &version, sequencer).await;
             match &result {

@@ -159,12 +159,12 @@ pub fn derived_id(bucket: &str, key: &str) -> String {
     input_id(bucket, key, "derived")
 }
 
-/// The run id a stage gives an input object of `zone`: raw and staged objects by key and
-/// version; clean objects by key alone (their key already carries the raw object's version, so a
-/// re-cleaned file maps to the same product version).
+/// The run id a stage gives an input object of `zone`: raw objects by key and version; staged
+/// and clean objects by key alone (their key already carries the raw object's version, so an
+/// object rewritten by a repeated delivery, with a new etag, is still the same input).
 pub fn object_run_id(zone: Zone, bucket: &str, key: &str, version: &str) -> String {
     match zone {
-        Zone::Clean => derived_id(bucket, key),
+        Zone::Staged | Zone::Clean => derived_id(bucket, key),
         _ => input_id(bucket, key, version),
     }
 }

@@ -136,9 +136,7 @@ pub fn superseded(log: &[(String, Commit)]) -> Vec<bool> {
 /// both have one, else by commit order.
 fn newer(a: &Commit, b: &Commit) -> bool {
     match (a.sequencer.as_deref(), b.sequencer.as_deref()) {
-        (Some(x), Some(y)) => {
-            crate::delivery::compare_sequencers(x, y) != std::cmp::Ordering::Less
-        }
+        (Some(x), Some(y)) => crate::delivery::compare_sequencers(x, y) != std::cmp::Ordering::Less,
         _ => true,
     }
 }
@@ -244,6 +242,9 @@ pub struct PartitionedWriter {
     buffered: BTreeMap<String, (Vec<RecordBatch>, usize)>,
     /// Bytes of Arrow data waiting.
     buffered_bytes: usize,
+    /// This writer's folder under the version's pending folder: deliveries of one version that
+    /// run at once never write (or move, or delete) each other's files.
+    delivery: String,
     /// See [`PARTITION_WRITER_BUDGET`].
     budget: usize,
 }
@@ -277,6 +278,7 @@ impl PartitionedWriter {
             sinks: BTreeMap::new(),
             buffered: BTreeMap::new(),
             buffered_bytes: 0,
+            delivery: crate::delivery::next_sequencer(),
             budget: PARTITION_WRITER_BUDGET,
         })
     }
@@ -366,11 +368,7 @@ impl PartitionedWriter {
             return Ok(());
         };
         if !self.sinks.contains_key(path) {
-            let key = format!(
-                "{}{path}part-{}-0.parquet",
-                pending_prefix(&self.prefix, &self.version),
-                self.version
-            );
+            let key = format!("{}{path}part-{}-0.parquet", self.pending(), self.version);
             let sink = self
                 .storage
                 .write_parquet(&self.bucket, &key, Arc::clone(&self.schema))?;
@@ -388,6 +386,15 @@ impl PartitionedWriter {
         Ok(())
     }
 
+    /// This writer's pending folder.
+    fn pending(&self) -> String {
+        format!(
+            "{}{}/",
+            pending_prefix(&self.prefix, &self.version),
+            self.delivery
+        )
+    }
+
     /// Completes every file in the pending folder.
     pub async fn finish(mut self) -> Result<Pending> {
         let paths: Vec<String> = self.buffered.keys().cloned().collect();
@@ -396,7 +403,7 @@ impl PartitionedWriter {
         }
         let mut partitions = Vec::new();
         let mut files = Vec::new();
-        let pending = pending_prefix(&self.prefix, &self.version);
+        let pending = self.pending();
         for (path, sink) in self.sinks {
             let w = sink.finish().await?;
             let published = format!("{}{}", self.prefix, &w.key[pending.len()..]);
@@ -412,9 +419,25 @@ impl PartitionedWriter {
     }
 }
 
-/// The pending folder of a product version.
+/// The pending folder of a product version (one folder per delivery inside).
 fn pending_prefix(product_prefix: &str, version: &str) -> String {
     format!("{product_prefix}_pending/{version}/")
+}
+
+/// Deletes whatever a version left in its pending folder (a delivery that failed half-way while
+/// another published the version); returns how many files.
+pub async fn clear_pending(
+    storage: &Storage,
+    bucket: &str,
+    product: &str,
+    version: &str,
+) -> Result<usize> {
+    let prefix = pending_prefix(&product_prefix(product), version);
+    let left = storage.list(bucket, &prefix).await?;
+    for meta in &left {
+        storage.delete(bucket, meta.location.as_ref()).await?;
+    }
+    Ok(left.len())
 }
 
 /// The complete files of a version, not yet in their partitions.
@@ -437,7 +460,16 @@ impl Pending {
     pub async fn publish(self) -> Result<(Vec<String>, Vec<String>)> {
         let mut keys = Vec::with_capacity(self.files.len());
         for (from, to) in self.files {
-            self.storage.rename(&self.bucket, &from, &to).await?;
+            match self.storage.rename(&self.bucket, &from, &to).await {
+                Ok(_) => {}
+                // A delivery that finished the version beside this one cleared its leftovers.
+                Err(Error::Storage(object_store::Error::NotFound { .. })) => {
+                    return Err(Error::Conflict(format!(
+                        "pending file `{from}` is gone: another delivery of this version finished"
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
             keys.push(to);
         }
         Ok((self.partitions, keys))
@@ -612,7 +644,7 @@ mod tests {
         assert!(
             pending_keys
                 .iter()
-                .all(|k| k.starts_with("products/orders/_pending/v1/dt="))
+                .all(|k| k.starts_with("products/orders/_pending/v1/") && k.contains("/dt="))
         );
         // Nothing in the partitions yet.
         let listed = storage

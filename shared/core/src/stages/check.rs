@@ -54,14 +54,19 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         // Published by an earlier delivery of this event: announce it again (the event may have
         // been lost with the crash that caused the retry) and stop.
         decision.announce(&commit_key, &commit).await?;
-        record.status = RunStatus::Skipped;
+        record.status = RunStatus::Published;
         record.rows_in = commit.rows;
+        record.rows_out = commit.rows;
+        record.outputs.extend(commit.files.iter().cloned());
+        record.outputs.push(commit_key.clone());
         record.checks = commit.checks;
         record.notes.push(format!(
             "version `{id}` was already published; event sent again"
         ));
-        // The crash may have come before the versions this one supersedes were removed.
+        // The crash may have come before the versions this one supersedes were removed, or left
+        // files of a second delivery in the pending folder.
         decision.remove_superseded(&mut record).await?;
+        publish::clear_pending(&ctx.storage, bucket, &product.name, &id).await?;
         return runs::save(&ctx.storage, bucket, record, started).await;
     }
 

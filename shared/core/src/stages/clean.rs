@@ -49,7 +49,7 @@ use tessera_contract::{Metric, Property, RuleKind, SchemaObject};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::keys::{Zone, input_id};
+use crate::keys::Zone;
 use crate::mesh::{CleanRecipe, GapFill, OutlierAction, OutlierMethod, ProductKind};
 use crate::routing::Function;
 use crate::runs::{self, InputRef, RunRecord, RunStatus};
@@ -169,7 +169,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
             product.name
         )));
     };
-    let id = input_id(bucket, key, version);
+    let id = crate::keys::object_run_id(Zone::Staged, bucket, key, version);
     let clean_key = format!("{}{}/{}", Zone::Clean.prefix(), product.name, zk.file);
     let stem = zk.file.trim_end_matches(".parquet");
     let quarantine_key = format!(

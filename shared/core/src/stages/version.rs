@@ -193,13 +193,19 @@ impl Version<'_> {
                 self.remove_superseded(record).await?;
             }
             None => {
-                record.status = RunStatus::Skipped;
+                // The same version, committed by a delivery of this input running beside this
+                // one: its run record and this one say the same.
+                record.status = RunStatus::Published;
+                record.rows_out = commit.rows;
+                record.outputs.extend(commit.files.iter().cloned());
                 record.notes.push(format!(
                     "version `{}` was committed by another delivery",
                     self.id
                 ));
             }
         }
+        // What deliveries that failed half-way left in the version's pending folder.
+        publish::clear_pending(&self.ctx.storage, self.bucket, &self.product.name, self.id).await?;
         Ok(())
     }
 
@@ -209,9 +215,9 @@ impl Version<'_> {
         let removed =
             publish::remove_superseded(&self.ctx.storage, self.bucket, &self.product.name).await?;
         if removed > 0 {
-            record.notes.push(format!(
-                "{removed} file(s) of superseded versions removed"
-            ));
+            record
+                .notes
+                .push(format!("{removed} file(s) of superseded versions removed"));
         }
         Ok(())
     }

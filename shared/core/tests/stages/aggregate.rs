@@ -154,11 +154,20 @@ async fn aggregates_are_recomputed_cast_to_their_contract_and_overwritten() {
         ]
     );
 
-    // The same publication again: the version exists, nothing is committed twice.
+    // The same publication again: the version exists, nothing is committed twice; the run says
+    // the version is published, as the first did (they share one record).
     let again = stages::aggregate::run(fx.ctx(), &second)
         .await
         .expect("aggregate runs");
-    assert_eq!(again[0].status, RunStatus::Skipped);
+    assert_eq!(again[0].status, RunStatus::Published);
+    assert!(
+        again[0]
+            .notes
+            .iter()
+            .any(|n| n.ends_with("was committed by another delivery")),
+        "{:?}",
+        again[0].notes
+    );
     assert_eq!(
         publish::commits(&fx.ctx().storage, BUCKET, "daily_totals")
             .await

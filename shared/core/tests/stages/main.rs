@@ -21,12 +21,14 @@ mod cdc;
 #[cfg(test)]
 mod check;
 #[cfg(test)]
-mod corpora;
-#[cfg(test)]
 mod clean;
 #[cfg(test)]
 mod clean_steps;
+#[cfg(test)]
+mod corpora;
 
+#[cfg(test)]
+mod delivery;
 #[cfg(test)]
 mod domain_events;
 #[cfg(test)]
