@@ -459,15 +459,33 @@ impl Storage {
         let reader = ObjectReader {
             store: self.store(bucket)?,
             path: object_path(key)?,
+            size: None,
         };
-        ParquetRecordBatchStreamBuilder::new(reader)
-            .await
-            .map_err(|e| {
-                Error::bad_input(
-                    format!("{bucket}/{key}"),
-                    format!("not a readable Parquet file: {e}"),
-                )
-            })
+        // The footer is read by the Parquet crate: a panic on a corrupt one is contained, and
+        // makes the file bad input like any other unreadable footer.
+        let built = std::panic::AssertUnwindSafe(ParquetRecordBatchStreamBuilder::new(reader))
+            .catch_unwind()
+            .await;
+        let unreadable = |why: String| {
+            Error::bad_input(
+                format!("{bucket}/{key}"),
+                format!("not a readable Parquet file: {why}"),
+            )
+        };
+        match built {
+            Ok(Ok(builder)) => Ok(builder),
+            // Storage trouble while fetching the footer is retried, not blamed on the file.
+            Ok(Err(ParquetError::External(inner))) => match inner.downcast::<object_store::Error>()
+            {
+                Ok(store) => Err(Error::Storage(*store)),
+                Err(other) => Err(unreadable(format!("External: {other}"))),
+            },
+            Ok(Err(e)) => Err(unreadable(e.to_string())),
+            Err(panic) => Err(unreadable(format!(
+                "the Parquet reader panicked on its footer ({})",
+                panic_message(&*panic)
+            ))),
+        }
     }
 
     /// Streams some top-level columns of a Parquet object (all with `None`): the others are
@@ -489,8 +507,10 @@ impl Storage {
             }
             None => builder,
         };
+        let metadata = Arc::clone(builder.metadata());
         Ok(ParquetBatches::read_ahead(
             builder.with_batch_size(BATCH_ROWS).build()?,
+            metadata,
         ))
     }
 
@@ -573,6 +593,7 @@ pub enum ParquetUse {
 #[derive(Debug)]
 pub struct ParquetBatches {
     schema: SchemaRef,
+    metadata: Arc<ParquetMetaData>,
     rx: tokio::sync::mpsc::Receiver<parquet::errors::Result<RecordBatch>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -581,23 +602,49 @@ pub struct ParquetBatches {
 pub const READ_AHEAD: usize = 2;
 
 impl ParquetBatches {
-    fn read_ahead(mut stream: ParquetRecordBatchStream<ObjectReader>) -> ParquetBatches {
+    fn read_ahead(
+        mut stream: ParquetRecordBatchStream<ObjectReader>,
+        metadata: Arc<ParquetMetaData>,
+    ) -> ParquetBatches {
         let schema = Arc::clone(stream.schema());
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
         let task = tokio::spawn(async move {
-            while let Some(batch) = stream.next().await {
+            loop {
+                // A panic of the decoder on a corrupt file is contained: the reader gets an
+                // error (the file is bad input), not a stream that silently ends early.
+                let batch = match std::panic::AssertUnwindSafe(stream.next())
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(Some(batch)) => batch,
+                    Ok(None) => break,
+                    Err(panic) => Err(ParquetError::General(format!(
+                        "the Parquet decoder panicked ({})",
+                        panic_message(&*panic)
+                    ))),
+                };
                 let failed = batch.is_err();
                 if tx.send(batch).await.is_err() || failed {
                     break;
                 }
             }
         });
-        ParquetBatches { schema, rx, task }
+        ParquetBatches {
+            schema,
+            metadata,
+            rx,
+            task,
+        }
     }
 
     /// The schema of the batches.
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
+    }
+
+    /// The file's footer: row groups and column chunks with their declared sizes.
+    pub fn metadata(&self) -> &Arc<ParquetMetaData> {
+        &self.metadata
     }
 }
 
@@ -773,6 +820,33 @@ impl TextSink {
 pub struct ObjectReader {
     store: Arc<dyn ObjectStore>,
     path: Path,
+    /// The object's size, once the fetch of its footer has told it.
+    size: Option<u64>,
+}
+
+impl ObjectReader {
+    /// Refuses a range beyond the object's end: a corrupt footer pointing outside the file
+    /// (otherwise a store error, which would be retried as storage trouble).
+    fn check(&self, range: &std::ops::Range<u64>) -> parquet::errors::Result<()> {
+        match self.size {
+            Some(size) if range.end > size || range.start > range.end => {
+                Err(ParquetError::General(format!(
+                    "the footer points at bytes {}..{} of a {size}-byte file",
+                    range.start, range.end
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The message of a panic's payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "no message".into())
 }
 
 fn parquet_err(e: object_store::Error) -> ParquetError {
@@ -785,6 +859,7 @@ impl AsyncFileReader for ObjectReader {
         range: std::ops::Range<u64>,
     ) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
         async move {
+            self.check(&range)?;
             self.store
                 .get_range(&self.path, range)
                 .await
@@ -798,6 +873,9 @@ impl AsyncFileReader for ObjectReader {
         ranges: Vec<std::ops::Range<u64>>,
     ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
         async move {
+            for range in &ranges {
+                self.check(range)?;
+            }
             self.store
                 .get_ranges(&self.path, &ranges)
                 .await
@@ -828,13 +906,13 @@ impl MetadataSuffixFetch for &mut ObjectReader {
             ..Default::default()
         };
         async move {
-            self.store
+            let got = self
+                .store
                 .get_opts(&self.path, options)
                 .await
-                .map_err(parquet_err)?
-                .bytes()
-                .await
-                .map_err(parquet_err)
+                .map_err(parquet_err)?;
+            self.size = Some(got.meta.size);
+            got.bytes().await.map_err(parquet_err)
         }
         .boxed()
     }

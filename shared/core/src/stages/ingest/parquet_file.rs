@@ -17,14 +17,16 @@ use arrow::compute::kernels::cast::{CastOptions, can_cast_types, cast_with_optio
 use arrow::compute::kernels::cmp::neq;
 use arrow::datatypes::DataType;
 use arrow::util::display::array_value_to_string;
-use futures::TryStreamExt;
+use futures::{FutureExt, TryStreamExt};
 use parquet::errors::ParquetError;
+use parquet::file::metadata::ParquetMetaData;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-use super::{At, DriftLog, Msg, ParseStats, Plan};
+use super::{At, DriftLog, Msg, ParseStats, Plan, RATIO_FLOOR};
 use crate::error::{Error, Result};
-use crate::storage::ParquetBatches;
+use crate::mesh::SourceConfig;
+use crate::storage::{ParquetBatches, panic_message};
 use crate::typing::{Cell, ColumnBuilder, ColumnSpec, parse_text};
 
 const SAFE: CastOptions<'static> = CastOptions {
@@ -32,13 +34,84 @@ const SAFE: CastOptions<'static> = CastOptions {
     format_options: arrow::util::display::FormatOptions::new(),
 };
 
-/// Reads the file and sends typed batches and bad rows to the writer.
+/// Reads the file and sends typed batches and bad rows to the writer. A file whose footer
+/// declares more than the recipe's caps is refused before any page is decoded, and a panic of
+/// the Parquet or Arrow code on a corrupt file makes it bad input instead of failing the
+/// invocation.
 pub(super) async fn ingest(
-    mut stream: ParquetBatches,
+    stream: ParquetBatches,
     plan: Plan,
     tx: mpsc::Sender<Msg>,
 ) -> Result<ParseStats> {
+    let location = plan.location.clone();
+    match std::panic::AssertUnwindSafe(read(stream, plan, tx))
+        .catch_unwind()
+        .await
+    {
+        Ok(result) => result,
+        Err(panic) => Err(Error::bad_input(
+            location,
+            format!(
+                "the Parquet reader panicked on this file ({})",
+                panic_message(&*panic)
+            ),
+        )),
+    }
+}
+
+/// Refuses a file whose footer declares more uncompressed bytes than `max_decompressed_bytes`,
+/// or a column chunk over `max_compression_ratio` times its compressed size (past
+/// [`RATIO_FLOOR`]): a decompression bomb is refused from its declared sizes, before decoding.
+fn check_declared_sizes(
+    meta: &ParquetMetaData,
+    source: &SourceConfig,
+    location: &str,
+) -> Result<()> {
+    let bomb = "refused as a possible decompression bomb";
+    let mut total = 0u64;
+    for (g, group) in meta.row_groups().iter().enumerate() {
+        for chunk in group.columns() {
+            let column = chunk.column_path().string();
+            let (Ok(compressed), Ok(uncompressed)) = (
+                u64::try_from(chunk.compressed_size()),
+                u64::try_from(chunk.uncompressed_size()),
+            ) else {
+                return Err(Error::bad_input(
+                    location,
+                    format!(
+                        "corrupt Parquet footer: column `{column}` of row group {g} declares a negative size"
+                    ),
+                ));
+            };
+            total = total.saturating_add(uncompressed);
+            if uncompressed > RATIO_FLOOR
+                && uncompressed > source.max_compression_ratio.saturating_mul(compressed)
+            {
+                return Err(Error::bad_input(
+                    location,
+                    format!(
+                        "column `{column}` of row group {g} declares {uncompressed} bytes uncompressed from {compressed} compressed, more than {} times (`max_compression_ratio`): {bomb}",
+                        source.max_compression_ratio
+                    ),
+                ));
+            }
+        }
+    }
+    if total > source.max_decompressed_bytes {
+        return Err(Error::bad_input(
+            location,
+            format!(
+                "the footer declares {total} bytes uncompressed, more than {} (`max_decompressed_bytes`): {bomb}",
+                source.max_decompressed_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn read(mut stream: ParquetBatches, plan: Plan, tx: mpsc::Sender<Msg>) -> Result<ParseStats> {
     let location = plan.location.as_str();
+    check_declared_sizes(stream.metadata(), &plan.source, location)?;
     let file_schema = Arc::clone(stream.schema());
     let names: Vec<&str> = file_schema
         .fields()
