@@ -378,7 +378,8 @@ where
                 // finished may have left is removed: its attempt count, its pending files.
                 ctx.storage.delete(bucket, &attempts_key).await?;
                 if zone == Zone::Clean {
-                    crate::publish::clear_pending(&ctx.storage, bucket, &zk.product, &id).await?;
+                    crate::publish::clear_pending(&ctx.storage, bucket, &zk.product, &id, None)
+                        .await?;
                 }
                 return Ok(vec![done]);
             }

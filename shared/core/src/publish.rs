@@ -386,6 +386,15 @@ impl PartitionedWriter {
         Ok(())
     }
 
+    /// Writes under the pending folder of delivery `delivery` (a [`next_sequencer`] taken when
+    /// the delivery started), which the delivery removes if it fails.
+    ///
+    /// [`next_sequencer`]: crate::delivery::next_sequencer
+    pub fn with_delivery(mut self, delivery: &str) -> Self {
+        delivery.clone_into(&mut self.delivery);
+        self
+    }
+
     /// This writer's pending folder.
     fn pending(&self) -> String {
         format!(
@@ -424,20 +433,38 @@ fn pending_prefix(product_prefix: &str, version: &str) -> String {
     format!("{product_prefix}_pending/{version}/")
 }
 
-/// Deletes whatever a version left in its pending folder (a delivery that failed half-way while
-/// another published the version); returns how many files.
+/// Deletes what deliveries of a version left in its pending folder: one delivery's folder
+/// (`Some(delivery)`: a delivery that failed cleans up after itself), or the folders of every
+/// delivery that started before `ATTEMPT_TIMEOUT` ago (`None`: deliveries that cannot still be
+/// running, and were killed before they could clean up). Returns how many files were deleted.
 pub async fn clear_pending(
     storage: &Storage,
     bucket: &str,
     product: &str,
     version: &str,
+    delivery: Option<&str>,
 ) -> Result<usize> {
     let prefix = pending_prefix(&product_prefix(product), version);
-    let left = storage.list(bucket, &prefix).await?;
-    for meta in &left {
-        storage.delete(bucket, meta.location.as_ref()).await?;
+    let prefix = match delivery {
+        Some(d) => format!("{prefix}{d}/"),
+        None => prefix,
+    };
+    let timed_out = Utc::now() - crate::delivery::ATTEMPT_TIMEOUT;
+    let mut deleted = 0;
+    for meta in storage.list(bucket, &prefix).await? {
+        let key = meta.location.as_ref();
+        let started = key[prefix.len()..]
+            .split('/')
+            .next()
+            .and_then(|d| u64::from_str_radix(d, 16).ok())
+            .and_then(|nanos| i64::try_from(nanos).ok())
+            .map(DateTime::from_timestamp_nanos);
+        if delivery.is_some() || started.is_none_or(|t| t < timed_out) {
+            storage.delete(bucket, key).await?;
+            deleted += 1;
+        }
     }
-    Ok(left.len())
+    Ok(deleted)
 }
 
 /// The complete files of a version, not yet in their partitions.

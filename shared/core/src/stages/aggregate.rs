@@ -108,6 +108,7 @@ async fn aggregate_one(
         input_key: &published.commit_key,
         stage: "aggregate",
         source: None,
+        delivery: crate::delivery::next_sequencer(),
     };
 
     // The ports: the parent, read whole, then the declared inputs.

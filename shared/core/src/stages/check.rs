@@ -35,9 +35,8 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         version: version.into(),
         sequencer: None,
     };
-    let (mut record, started) =
+    let (record, started) =
         RunRecord::start(&id, "contract-check", &domain.name, &product.name, input);
-    let masker = Arc::new(Masker::new(product, &ctx.mesh.pii_salt)?);
     let decision = Version {
         ctx,
         domain: &domain.name,
@@ -47,7 +46,27 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         input_key: key,
         stage: "contract-check",
         source: source_of(ctx, bucket, &product.name, &zk.file).await?,
+        delivery: crate::delivery::next_sequencer(),
     };
+    let result = decide(ctx, bucket, key, &zk, &decision, record, started).await;
+    if result.is_err() {
+        decision.abandon().await;
+    }
+    result
+}
+
+/// The checks on a cleaned object, and the decision: published, or quarantined.
+async fn decide(
+    ctx: &Context,
+    bucket: &str,
+    key: &str,
+    zk: &crate::keys::ZoneKey,
+    decision: &Version<'_>,
+    mut record: RunRecord,
+    started: std::time::Instant,
+) -> Result<RunRecord> {
+    let (product, id) = (decision.product, decision.id);
+    let masker = Arc::new(Masker::new(product, &ctx.mesh.pii_salt)?);
 
     let log = publish::commits(&ctx.storage, bucket, &product.name).await?;
     if let Some((commit_key, commit)) = log.into_iter().find(|(_, c)| c.version == id) {
@@ -66,7 +85,7 @@ pub async fn run(ctx: &Context, bucket: &str, key: &str, version: &str) -> Resul
         // The crash may have come before the versions this one supersedes were removed, or left
         // files of a second delivery in the pending folder.
         decision.remove_superseded(&mut record).await?;
-        publish::clear_pending(&ctx.storage, bucket, &product.name, &id).await?;
+        publish::clear_pending(&ctx.storage, bucket, &product.name, id, None).await?;
         return runs::save(&ctx.storage, bucket, record, started).await;
     }
 

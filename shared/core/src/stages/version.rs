@@ -35,6 +35,9 @@ pub struct Version<'a> {
     /// The raw object and the sequencer of its version, for a source product's version: a newer
     /// version of that key supersedes this one.
     pub source: Option<(String, Option<String>)>,
+    /// This delivery's id ([`crate::delivery::next_sequencer`]): its pending files are in a
+    /// folder of their own, which it removes if it fails ([`Version::abandon`]).
+    pub delivery: String,
 }
 
 impl Version<'_> {
@@ -59,7 +62,24 @@ impl Version<'_> {
             schema,
             &partition_columns,
         )?
-        .with_folders(folders))
+        .with_folders(folders)
+        .with_delivery(&self.delivery))
+    }
+
+    /// Removes this delivery's pending files after it failed (best effort: a delivery killed
+    /// before it could is cleaned up by the next one after [`crate::delivery::ATTEMPT_TIMEOUT`]).
+    pub async fn abandon(&self) {
+        if let Err(e) = publish::clear_pending(
+            &self.ctx.storage,
+            self.bucket,
+            &self.product.name,
+            self.id,
+            Some(&self.delivery),
+        )
+        .await
+        {
+            tracing::warn!(product = %self.product.name, version = %self.id, error = %e, "pending files of a failed delivery not removed");
+        }
     }
 
     /// Stores a check report as JSON.
@@ -204,8 +224,15 @@ impl Version<'_> {
                 ));
             }
         }
-        // What deliveries that failed half-way left in the version's pending folder.
-        publish::clear_pending(&self.ctx.storage, self.bucket, &self.product.name, self.id).await?;
+        // What deliveries killed half-way left in the version's pending folder.
+        publish::clear_pending(
+            &self.ctx.storage,
+            self.bucket,
+            &self.product.name,
+            self.id,
+            None,
+        )
+        .await?;
         Ok(())
     }
 

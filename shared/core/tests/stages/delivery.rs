@@ -46,11 +46,21 @@ struct Fault {
     armed: std::sync::atomic::AtomicBool,
     seen: AtomicUsize,
     fail_at: AtomicUsize,
+    /// Every side effect whose description contains this text fails (a broken dependency).
+    always: std::sync::Mutex<Option<String>>,
 }
 
 impl Fault {
     /// A side effect is about to happen: `Err` when it is the one to fail.
     fn effect(&self, what: &str) -> object_store::Result<()> {
+        if let Some(text) = self.always.lock().unwrap().as_deref()
+            && what.contains(text)
+        {
+            return Err(object_store::Error::Generic {
+                store: "fault",
+                source: format!("{what}: the store refuses it").into(),
+            });
+        }
         if !self.armed.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -253,6 +263,17 @@ impl Chain {
             failures += self.deliver(&event, copies, at_once).await;
         }
         failures
+    }
+
+    /// Delivers every event waiting on the bus at once (and so on with the events that follow).
+    async fn drain_at_once(&self) {
+        loop {
+            let events: Vec<BusEvent> = std::iter::from_fn(|| self.bus.pop()).collect();
+            if events.is_empty() {
+                return;
+            }
+            futures::future::join_all(events.iter().map(|e| self.deliver(e, 1, false))).await;
+        }
     }
 
     async fn deliver(&self, event: &BusEvent, copies: usize, at_once: bool) -> usize {
@@ -465,4 +486,209 @@ async fn a_fault_at_every_side_effect_then_retries_converge_to_the_same_state() 
         assert_converged(&chain, &reference, &format!("fault at side effect {n}")).await;
     }
     eprintln!("a fault at each of {effects} side effects: every run converged");
+}
+
+/// A day of orders of one raw file's version: two rows with ids that name it.
+fn version_of(file: &str, version: usize) -> String {
+    format!(
+        "order_id,email,amount,order_day,note\n\
+         O-{file}{version}-1,a@example.com,1.00,2024-05-01,\n\
+         O-{file}{version}-2,b@example.com,2.00,2024-05-0{version},\n"
+    )
+}
+
+#[tokio::test]
+async fn versions_of_keys_delivered_in_any_order_leave_the_newest_of_each_key() {
+    for seed in [1_u64, 7, 42, 1234] {
+        let chain = Chain::new("");
+        // Three keys, three versions each, landed in order: each landing's event has a later
+        // sequencer. A local folder keeps only the last bytes of a key (S3 without versioning).
+        for version in 1..=3 {
+            for file in ["a", "b", "c"] {
+                chain
+                    .land(
+                        &format!("raw/orders/{file}.csv"),
+                        &version_of(file, version),
+                    )
+                    .await;
+            }
+        }
+        let mut events: Vec<BusEvent> = std::iter::from_fn(|| chain.bus.pop()).collect();
+        assert_eq!(events.len(), 9);
+        // A deterministic shuffle (xorshift).
+        let mut x = seed;
+        for i in (1..events.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            events.swap(i, usize::try_from(x % (i as u64 + 1)).unwrap());
+        }
+        for event in &events {
+            assert_eq!(chain.deliver(event, 1, false).await, 0);
+            assert_eq!(chain.drain(1, false).await, 0);
+        }
+        let ids = chain.order_ids().await;
+        let mut expected: Vec<String> = ["a", "b", "c"]
+            .iter()
+            .flat_map(|f| [format!("O-{f}3-1"), format!("O-{f}3-2")])
+            .collect();
+        expected.sort();
+        assert_eq!(ids, expected, "seed {seed}");
+        // Readers of the partition folders (Athena) see the live files only.
+        let log = commits(&chain.ctx.storage, BUCKET, "orders").await.unwrap();
+        let mut live = live_files(&log);
+        live.sort();
+        let visible: Vec<String> = chain
+            .keys("products/orders/")
+            .await
+            .into_iter()
+            .filter(|k| k.starts_with("products/orders/order_day="))
+            .collect();
+        assert_eq!(visible, live, "seed {seed}");
+        // Stale deliveries were dropped at ingest, or at the commit.
+        let stale = chain
+            .runs("ingest")
+            .await
+            .iter()
+            .chain(chain.runs("contract-check").await.iter())
+            .filter(|r| r.notes.iter().any(|n| n.starts_with("stale:")))
+            .count();
+        assert_eq!(log.len() + stale, 9, "seed {seed}: commits and stale runs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_writers_at_once_on_one_product_lose_no_commit() {
+    let chain = Chain::new("");
+    let files: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
+    for file in &files {
+        chain
+            .land(&format!("raw/orders/{file}.csv"), &version_of(file, 1))
+            .await;
+    }
+    chain.drain_at_once().await;
+    let log = commits(&chain.ctx.storage, BUCKET, "orders").await.unwrap();
+    assert_eq!(log.len(), 10);
+    let slots: Vec<String> = log.iter().map(|(k, _)| k.clone()).collect();
+    let expected: Vec<String> = (1..=10)
+        .map(|n| format!("products/orders/_commits/{n:020}.json"))
+        .collect();
+    assert_eq!(slots, expected, "one slot each, none lost or skipped");
+    assert_eq!(chain.order_ids().await.len(), 20);
+}
+
+#[tokio::test]
+async fn an_input_that_keeps_failing_is_refused_after_its_attempts() {
+    let chain = Chain::new("max_attempts = 3");
+    chain.land("raw/orders/day1.csv", DAY1).await;
+    // The staged zone cannot be written: every attempt of ingest fails.
+    *chain.fault.always.lock().unwrap() = Some("staged/".into());
+    let event = chain.bus.pop().unwrap();
+    // Lambda's first try and two retries fail ...
+    assert_eq!(chain.deliver(&event, 1, false).await, 3);
+    // ... and the next delivery of the event (EventBridge's retry, or the reconciler) refuses it.
+    let outcome = handle_any(
+        &chain.ctx,
+        tessera_core::routing::Function::Ingest,
+        &event.to_json(),
+    )
+    .await
+    .unwrap();
+    let run = &outcome.runs[0];
+    assert_eq!(run.status, RunStatus::Quarantined);
+    assert!(
+        run.notes[0].starts_with("gave up after 3 attempts: ")
+            && run.notes[0].contains("put staged/orders/day1-")
+            && run.notes[0].ends_with("the store refuses it"),
+        "{:?}",
+        run.notes
+    );
+    let report = chain
+        .ctx
+        .storage
+        .get(BUCKET, &run.outputs[0])
+        .await
+        .unwrap();
+    let report: Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!(report["input"], "raw/orders/day1.csv");
+    let failed: Vec<BusEvent> = std::iter::from_fn(|| chain.bus.pop())
+        .filter(|e| e.detail_type == tessera_core::events::INPUT_FAILED)
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].detail["attempts"], 3);
+    assert_eq!(failed[0].detail["key"], "raw/orders/day1.csv");
+    // Nothing partial: no staged object, no product, no attempt count; the raw file is kept.
+    assert!(chain.keys("staged/").await.is_empty());
+    assert!(chain.keys("products/").await.is_empty());
+    assert!(chain.keys("runs/orders/_attempts/").await.is_empty());
+    assert_eq!(chain.keys("raw/").await, ["raw/orders/day1.csv"]);
+    // Delivered again, it stays refused and costs nothing.
+    *chain.fault.always.lock().unwrap() = None;
+    let again = handle_any(
+        &chain.ctx,
+        tessera_core::routing::Function::Ingest,
+        &event.to_json(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.runs[0].status, RunStatus::Skipped);
+    assert!(chain.keys("staged/").await.is_empty());
+}
+
+#[tokio::test]
+async fn an_input_whose_attempts_crashed_is_refused_once_they_timed_out() {
+    let chain = Chain::new("");
+    chain.land("raw/orders/day1.csv", DAY1).await;
+    let event = chain.bus.pop().unwrap();
+    let version =
+        serde_json::from_value::<tessera_core::events::ObjectCreated>(event.detail.clone())
+            .unwrap()
+            .version();
+    let id = tessera_core::keys::input_id(BUCKET, "raw/orders/day1.csv", &version);
+    let key = tessera_core::delivery::attempts_key("orders", "ingest", &id);
+    // Three attempts that never reported back (killed: out of memory, timeout) ...
+    let mut crashed = tessera_core::delivery::Attempts {
+        attempts: 3,
+        last_error: None,
+        started_at: chrono::Utc::now(),
+    };
+    tessera_core::delivery::record_attempts(&chain.ctx.storage, BUCKET, &key, &crashed)
+        .await
+        .unwrap();
+    // ... the last one maybe still running: a delivery now works on the input.
+    let outcome = handle_any(
+        &chain.ctx,
+        tessera_core::routing::Function::Ingest,
+        &event.to_json(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.runs[0].status, RunStatus::Succeeded);
+
+    let chain = Chain::new("");
+    chain.land("raw/orders/day1.csv", DAY1).await;
+    let event = chain.bus.pop().unwrap();
+    let version =
+        serde_json::from_value::<tessera_core::events::ObjectCreated>(event.detail.clone())
+            .unwrap()
+            .version();
+    let id = tessera_core::keys::input_id(BUCKET, "raw/orders/day1.csv", &version);
+    let key = tessera_core::delivery::attempts_key("orders", "ingest", &id);
+    crashed.started_at = chrono::Utc::now() - chrono::TimeDelta::minutes(16);
+    tessera_core::delivery::record_attempts(&chain.ctx.storage, BUCKET, &key, &crashed)
+        .await
+        .unwrap();
+    let outcome = handle_any(
+        &chain.ctx,
+        tessera_core::routing::Function::Ingest,
+        &event.to_json(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.runs[0].status, RunStatus::Quarantined);
+    assert_eq!(
+        outcome.runs[0].notes,
+        ["gave up after 3 attempts: the function did not finish (a crash or a timeout)"]
+    );
+    assert!(chain.keys("staged/").await.is_empty());
 }
