@@ -678,10 +678,12 @@ fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
     };
     let delimiter = byte("delimiter", source.delimiter)?;
     let newlines = std::rc::Rc::new(std::cell::RefCell::new(Newlines::default()));
+    let record_end = std::rc::Rc::new(std::cell::Cell::new(0u64));
     let reader = LineCounter {
         inner: reader,
         offset: 0,
         newlines: std::rc::Rc::clone(&newlines),
+        record_end: std::rc::Rc::clone(&record_end),
     };
     let mut builder = csv::ReaderBuilder::new();
     builder
@@ -710,6 +712,7 @@ fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
         {
             return Err(Error::bad_input(location, "no header line"));
         }
+        record_end.set(csv.position().byte());
         let header: Vec<String> = record
             .iter()
             .map(|f| String::from_utf8_lossy(f).trim().to_owned())
@@ -786,7 +789,10 @@ fn parse_csv(reader: impl Read, rows: &mut Rows<'_>) -> Result<()> {
         |chunker| loop {
             match csv.read_byte_record(&mut record) {
                 Ok(false) => return Ok(()),
-                Ok(true) => chunker.push(line_of(&record), record.iter())?,
+                Ok(true) => {
+                    record_end.set(csv.position().byte());
+                    chunker.push(line_of(&record), record.iter())?;
+                }
                 Err(e) => return Err(csv_error(e, location)),
             }
         },
@@ -1173,14 +1179,41 @@ impl Newlines {
     }
 }
 
+/// Bytes a CSV record may run over before the file is refused: the record is held whole while
+/// it is read, so an unterminated quote must not hold the rest of the file in memory.
+const MAX_RUNAWAY_BYTES: u64 = 2 * MAX_RECORD_BYTES as u64;
+/// Line breaks a CSV record may span before the file is refused (their offsets are kept while
+/// the record is read).
+const MAX_RUNAWAY_LINES: usize = 1 << 20;
+
 struct LineCounter<R> {
     inner: R,
     offset: u64,
     newlines: std::rc::Rc<std::cell::RefCell<Newlines>>,
+    /// Where the last record read ended (where the one being read starts).
+    record_end: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R> LineCounter<R> {
+    /// Refuses the file when the record being read runs on too long (an unterminated quote).
+    fn check_runaway(&self) -> std::io::Result<()> {
+        let start = self.record_end.get();
+        let nl = self.newlines.borrow();
+        let spanned = nl.pending.len() - nl.pending.partition_point(|&o| o < start);
+        if self.offset.saturating_sub(start) <= MAX_RUNAWAY_BYTES && spanned <= MAX_RUNAWAY_LINES {
+            return Ok(());
+        }
+        let line = nl.passed + (nl.pending.len() - spanned) as u64 + 1;
+        Err(input::refuse(format!(
+            "line {line}: a CSV record runs on for more than {} MiB or {MAX_RUNAWAY_LINES} lines without ending (an unterminated quote?)",
+            MAX_RUNAWAY_BYTES >> 20
+        )))
+    }
 }
 
 impl<R: Read> Read for LineCounter<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.check_runaway()?;
         let n = self.inner.read(buf)?;
         let mut nl = self.newlines.borrow_mut();
         for i in memchr::memchr_iter(b'\n', &buf[..n]) {

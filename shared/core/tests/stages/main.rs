@@ -32,6 +32,8 @@ mod delivery;
 #[cfg(test)]
 mod domain_events;
 #[cfg(test)]
+mod hostile;
+#[cfg(test)]
 mod ingest_csv;
 #[cfg(test)]
 mod ingest_formats;
