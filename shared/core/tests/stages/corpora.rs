@@ -3,9 +3,9 @@
 //! reason; no reader panics and no invocation fails (see `docs/hostile-input.md`).
 //!
 //! The corpora live outside the repository. `TESSERA_CORPORA` names their folder (`tests/run.sh`
-//! sets it); without it, `../shared/corpora` next to the workspace is used when it exists, and
-//! the tests print `skipped` otherwise. When `TESSERA_CORPORA` is set (or `CI` is), a missing
-//! corpus fails the test.
+//! sets it, finding the folder from a clone anywhere); without it, `../shared/corpora` next to
+//! the workspace is used when it exists, and the tests print `skipped` otherwise. When
+//! `TESSERA_CORPORA` is set (or `CI` is), a missing corpus fails the test.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -665,6 +665,8 @@ fn yaml_test_suite_through_the_contract_loader() {
                     errors += 1;
                     if yaml {
                         errors_by_parser += 1;
+                    } else {
+                        println!("{name}: invalid YAML the parser took, refused as: {e}");
                     }
                 }
             }
