@@ -159,6 +159,24 @@ pub async fn aws_context(mesh: Arc<Mesh>, settings: &AwsSettings) -> Result<Cont
     })
 }
 
+/// The account's default EventBridge bus of an AWS environment, where S3 sends its events and
+/// the pipeline's object rules listen (`None` for an embedded environment): the reconciler
+/// re-drives objects there.
+pub async fn default_bus(mesh: &Mesh, environment: &str) -> Result<Option<Arc<dyn EventBus>>> {
+    Ok(
+        match AwsSettings::from_environment(mesh.environment(environment)?) {
+            Some(settings) => {
+                let sdk = settings.sdk_config().await;
+                Some(Arc::new(eventbridge::EventBridgeBus::new(
+                    &settings.service_config(&sdk, Service::EventBridge),
+                    "default",
+                )))
+            }
+            None => None,
+        },
+    )
+}
+
 /// The ports of a named environment of the mesh, embedded or AWS.
 pub async fn context(mesh: Arc<Mesh>, environment: &str) -> Result<Context> {
     match AwsSettings::from_environment(mesh.environment(environment)?) {

@@ -60,6 +60,66 @@ pub fn embedded(mesh: Arc<Mesh>, env: &str, warehouse: Option<&Path>) -> Result<
     }
 }
 
+/// What `tessera reconcile` found and did.
+#[derive(Debug, Serialize)]
+pub struct ReconcileReport {
+    /// Objects no stage finished with.
+    pub unfinished: Vec<tessera_core::reconcile::Unfinished>,
+    /// Whether their events were sent again.
+    pub redriven: bool,
+    /// Deliveries made after (embedded: the chain runs in process; on AWS the rules deliver).
+    pub deliveries: usize,
+    /// Failed deliveries, as messages.
+    pub failures: Vec<String>,
+}
+
+/// Finds the objects no stage finished with and, unless `dry_run`, re-drives them: embedded, on
+/// the in-process bus, then runs the chain until no event is left; on AWS, on the default bus,
+/// where S3's events arrive and the object rules listen.
+pub async fn reconcile(
+    mesh: Arc<Mesh>,
+    env: &str,
+    warehouse: Option<&Path>,
+    dry_run: bool,
+) -> Result<ReconcileReport> {
+    let embedded =
+        warehouse.is_some() || matches!(mesh.environment(env)?, Environment::Embedded { .. });
+    if embedded {
+        let emb = self::embedded(mesh, env, warehouse)?;
+        let unfinished = tessera_core::reconcile::find(&emb.context).await?;
+        if dry_run || unfinished.is_empty() {
+            return Ok(ReconcileReport {
+                unfinished,
+                redriven: false,
+                deliveries: 0,
+                failures: Vec::new(),
+            });
+        }
+        tessera_core::reconcile::redrive(emb.bus.as_ref(), &unfinished).await?;
+        let (deliveries, failures) = deliver(&emb).await?;
+        return Ok(ReconcileReport {
+            unfinished,
+            redriven: true,
+            deliveries,
+            failures,
+        });
+    }
+    let bus = tessera_aws::default_bus(&mesh, env)
+        .await?
+        .context("an AWS environment has a default event bus")?;
+    let ctx = tessera_aws::context(mesh, env).await?;
+    let unfinished = tessera_core::reconcile::find(&ctx).await?;
+    if !dry_run {
+        tessera_core::reconcile::redrive(bus.as_ref(), &unfinished).await?;
+    }
+    Ok(ReconcileReport {
+        redriven: !dry_run && !unfinished.is_empty(),
+        unfinished,
+        deliveries: 0,
+        failures: Vec::new(),
+    })
+}
+
 /// What `tessera run` did.
 #[derive(Debug, Serialize)]
 pub struct RunSummary {

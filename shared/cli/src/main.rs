@@ -58,6 +58,16 @@ enum Command {
         #[arg(long, default_value_t = 1800)]
         limit: u64,
     },
+    /// Find the raw, staged and clean objects no stage finished with (their events lost, or
+    /// their runs killed) and send their events again.
+    Reconcile {
+        /// Only list them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Query published products with SQL; tables are named `<domain>.<product>`.
     Query {
         /// The SQL.
@@ -386,6 +396,22 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 report.delivered,
                 report.failures.len()
             );
+            for f in &report.failures {
+                eprintln!("error: {f}");
+            }
+            Ok(if report.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Reconcile { dry_run, json } => {
+            let report = commands::reconcile(mesh, &env, cli.warehouse.as_deref(), dry_run).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", output::reconcile(&report));
+            }
             for f in &report.failures {
                 eprintln!("error: {f}");
             }

@@ -70,6 +70,43 @@ pub fn run_summary(s: &RunSummary) -> String {
     out
 }
 
+/// What `tessera reconcile` found and did, as text.
+pub fn reconcile(r: &crate::commands::ReconcileReport) -> String {
+    let mut out = String::new();
+    if r.unfinished.is_empty() {
+        out.push_str("every object has a finished run: nothing to re-drive");
+        return out;
+    }
+    out.push_str(&format!(
+        "{} object(s) without a finished run:\n",
+        r.unfinished.len()
+    ));
+    let width = r
+        .unfinished
+        .iter()
+        .map(|u| u.function.name().len())
+        .max()
+        .unwrap_or(0);
+    for u in &r.unfinished {
+        out.push_str(&format!(
+            "  {:width$}  s3://{}/{}\n",
+            u.function.name(),
+            u.bucket,
+            u.key
+        ));
+    }
+    if r.redriven {
+        out.push_str(&format!(
+            "re-driven: {} deliveries, {} failed",
+            r.deliveries,
+            r.failures.len()
+        ));
+    } else {
+        out.push_str("not re-driven (--dry-run)");
+    }
+    out
+}
+
 /// The table `tessera catalog` prints.
 pub fn catalog(entries: &[CatalogEntry]) -> String {
     let mut t = table(&[

@@ -64,7 +64,8 @@ pub struct Rule {
 
 fn object_created_under(zone: Zone) -> Value {
     json!({
-        "source": [S3_SOURCE],
+        // S3's own events, and the reconciler's re-drives of objects whose event was lost.
+        "source": [S3_SOURCE, crate::reconcile::RECONCILE_SOURCE],
         "detail-type": [OBJECT_CREATED],
         "detail": { "object": { "key": [{ "prefix": zone.prefix() }] } }
     })
