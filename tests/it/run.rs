@@ -396,3 +396,57 @@ async fn events_put_lands_a_firehose_batch_and_runs_the_chain() {
         "{err:#}"
     );
 }
+
+#[tokio::test]
+async fn reconcile_re_drives_what_a_run_left_unfinished() {
+    let dir = tempfile::tempdir().unwrap();
+    let emb = embedded(dir.path());
+    let s = commands::run(&emb).await.unwrap();
+    assert!(s.failures.is_empty(), "{:?}", s.failures);
+    let sales = "tessera-sample-sales";
+    let storage = &emb.context.storage;
+    let mesh = tessera_tests::sample_mesh();
+    let reconcile =
+        |dry_run| commands::reconcile(mesh.clone(), "embedded", Some(dir.path()), dry_run);
+    assert!(reconcile(true).await.unwrap().unfinished.is_empty());
+
+    // A raw file whose event was lost (written behind the bus's back), and a clean run that was
+    // killed before its record.
+    let raw = storage.list(sales, "raw/orders/").await.unwrap();
+    let first = raw[0].location.to_string();
+    let bytes = storage.get(sales, &first).await.unwrap();
+    let late = dir.path().join(sales).join("raw/orders/late-delivery.csv");
+    std::fs::write(&late, &bytes).unwrap();
+    let clean_runs = storage.list(sales, "runs/orders/clean/").await.unwrap();
+    storage
+        .delete(sales, clean_runs[0].location.as_ref())
+        .await
+        .unwrap();
+
+    let listed = reconcile(true).await.unwrap();
+    assert!(!listed.redriven);
+    let mut found: Vec<(String, bool)> = listed
+        .unfinished
+        .iter()
+        .map(|u| {
+            (
+                u.function.name().to_owned(),
+                u.key == "raw/orders/late-delivery.csv",
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [("clean".to_owned(), false), ("ingest".to_owned(), true)]
+    );
+
+    let done = reconcile(false).await.unwrap();
+    assert!(done.redriven);
+    assert!(done.failures.is_empty(), "{:?}", done.failures);
+    assert!(done.deliveries >= 2, "{}", done.deliveries);
+    assert!(reconcile(true).await.unwrap().unfinished.is_empty());
+    // The late file went all the way: its run records exist at every stage.
+    let ingest_runs = storage.list(sales, "runs/orders/ingest/").await.unwrap();
+    assert_eq!(ingest_runs.len(), raw.len() + 1);
+}
