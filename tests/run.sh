@@ -155,20 +155,9 @@ if [ "$emulator" = localstack ]; then
 fi
 wait_for "http://127.0.0.1:$lambda_port/" "cargo lambda watch" "$logs/lambda.log"
 
-# The public bad-input corpora of the hostile-input tests (docs/hostile-input.md): the team's
-# shared/corpora beside the main checkout, found from a clone elsewhere through its origin,
-# else at /work/shared/corpora. Set, it must exist: the tests fail rather than skip.
-if [ -z "${TESSERA_CORPORA:-}" ]; then
-  origin="$(git -C "$root" config --get remote.origin.url 2>/dev/null || true)"
-  origin="${origin#file://}"
-  TESSERA_CORPORA="$root/../shared/corpora"
-  for candidate in "$root/../shared/corpora" "${origin:+$origin/../shared/corpora}" /work/shared/corpora; do
-    if [ -n "$candidate" ] && [ -d "$candidate" ]; then
-      TESSERA_CORPORA="$(cd "$candidate" && pwd)"
-      break
-    fi
-  done
-fi
+# The public bad-input corpora of the hostile-input tests (docs/hostile-input.md), vendored
+# under tests/corpora with their licenses. Set, it must exist: the tests fail rather than skip.
+TESSERA_CORPORA="${TESSERA_CORPORA:-$root/tests/corpora}"
 export TESSERA_CORPORA
 export TESSERA_TEST_ENV="$environment"
 export TESSERA_MOTO_URL="http://127.0.0.1:$moto_port"

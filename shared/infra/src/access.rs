@@ -1,17 +1,25 @@
 //! Least privilege, per function: what each stage reads and writes in its domain's bucket, and
 //! the IAM statements that allow exactly that.
 //!
-//! | function | reads | writes | also |
-//! |---|---|---|---|
-//! | ingest | `raw/*` | `staged/*`, `quarantine/*`, `runs/*` | |
-//! | clean | `staged/*` | `clean/*`, `quarantine/*`, `runs/*` | |
-//! | contract-check | `clean/*`, its products' commit logs | its products, `quarantine/*`, `runs/*` | `PutEvents` |
-//! | aggregate | its inputs (the parents), its aggregations' commit logs | its aggregations, `quarantine/*`, `runs/*` | `PutEvents` |
-//! | catalog-register | its products' commit logs, its source products' clean and ingest run records | `quarantine/*`, `runs/*` | the domain's Glue database; `PutEvents` (`SlaBreached`) |
+//! | function | reads | writes | deletes | also |
+//! |---|---|---|---|---|
+//! | ingest | `raw/*`, `runs/*` | `staged/*`, `quarantine/*`, `runs/*` | attempt counts | `PutEvents` (`InputFailed`) |
+//! | clean | `staged/*`, `runs/*` | `clean/*`, `quarantine/*`, `runs/*` | attempt counts | `PutEvents` (`InputFailed`) |
+//! | contract-check | `clean/*`, `runs/*`, its products' commit logs | its products, `quarantine/*`, `runs/*` | attempt counts, its products' files | `PutEvents` |
+//! | aggregate | its inputs (the parents), its aggregations' commit logs | its aggregations, `quarantine/*`, `runs/*` | its aggregations' files | `PutEvents` |
+//! | catalog-register | its products' commit logs, its source products' clean and ingest run records | `quarantine/*`, `runs/*` | | the domain's Glue database; `PutEvents` (`SlaBreached`) |
 //!
 //! Every function also writes its own log group, sends to its own failure queue, puts X-Ray
-//! traces, and uses the domain's key. Nothing allows a delete. `products/` is narrowed to the
-//! products a stage publishes or reads, named from the mesh.
+//! traces, and uses the domain's key. `products/` is narrowed to the products a stage publishes
+//! or reads, named from the mesh.
+//!
+//! The zone stages read `runs/*` (run records, attempt counts, the sequencers of raw keys: no
+//! data) to make deliveries exactly once in effect ([`tessera_core::delivery`]); they list it too,
+//! since S3 answers a read of a missing object with 403 to a caller that may not list. Deletes
+//! are what moving and superseding files takes: a product version's files move from its pending
+//! folder into their partitions (on S3 a copy and a delete), a failed delivery's pending files
+//! and superseded versions' files are removed, and a finished input's attempt count
+//! (`runs/<product>/_attempts/*`).
 //!
 //! catalog-register's reads are for the scheduled service-level check
 //! ([`tessera_core::sla::scheduled_check`]): it reads every product's commit log
@@ -25,7 +33,7 @@
 //! when ingest failed first): latency is then measured from ingest's start.
 
 use serde_json::{Value, json};
-use tessera_core::events::{CONTRACT_VIOLATED, PRODUCT_PUBLISHED, TESSERA_SOURCE};
+use tessera_core::events::{CONTRACT_VIOLATED, INPUT_FAILED, PRODUCT_PUBLISHED, TESSERA_SOURCE};
 use tessera_core::keys::Zone;
 use tessera_core::mesh::{Domain, Engine, Mesh, ProductKind};
 use tessera_core::publish::{commits_prefix, product_prefix};
@@ -40,6 +48,8 @@ use crate::{Error, Result};
 pub const READ_ACTIONS: [&str; 1] = ["s3:GetObject"];
 /// Actions that write an object: single and multipart uploads, and aborting a multipart upload.
 pub const WRITE_ACTIONS: [&str; 2] = ["s3:PutObject", "s3:AbortMultipartUpload"];
+/// The action that deletes an object.
+pub const DELETE_ACTIONS: [&str; 1] = ["s3:DeleteObject"];
 /// The Glue actions catalog-register uses.
 pub const GLUE_ACTIONS: [&str; 7] = [
     "glue:GetDatabase",
@@ -95,6 +105,8 @@ pub struct Access {
     pub writes: Vec<String>,
     /// Prefixes it lists in its domain's bucket (`s3:prefix` patterns).
     pub lists: Vec<String>,
+    /// Object-key patterns it deletes in its domain's bucket.
+    pub deletes: Vec<String>,
     /// Detail types of the events it sends to the mesh's bus (always with source `tessera`).
     pub events: Vec<&'static str>,
     /// Whether it writes the domain's catalog database.
@@ -152,6 +164,15 @@ fn objects(product: &str) -> String {
     format!("{}*", product_prefix(product))
 }
 
+fn pending(product: &str) -> String {
+    format!("{}_pending/*", product_prefix(product))
+}
+
+/// Attempt counts of the zone stages ([`tessera_core::delivery::attempts_key`]).
+fn attempt_counts() -> String {
+    format!("{}*/_attempts/*", Zone::Runs.prefix())
+}
+
 fn commit_log(product: &str) -> String {
     format!("{}*", commits_prefix(product))
 }
@@ -187,6 +208,7 @@ pub fn access(domain: &Domain, function: Function, inputs: &[ProductRef]) -> Acc
         reads: vec![],
         writes: vec![],
         lists: vec![],
+        deletes: vec![],
         events: vec![],
         catalog: false,
         foreign_reads: vec![],
@@ -205,7 +227,9 @@ pub fn access(domain: &Domain, function: Function, inputs: &[ProductRef]) -> Acc
             a.reads.push(zone(Zone::Clean));
             a.reads.extend(sources.iter().map(|p| commit_log(p)));
             a.lists.extend(sources.iter().map(|p| commit_log(p)));
+            a.lists.extend(sources.iter().map(|p| pending(p)));
             a.writes.extend(sources.iter().map(|p| objects(p)));
+            a.deletes.extend(sources.iter().map(|p| objects(p)));
             a.events = vec![PRODUCT_PUBLISHED, CONTRACT_VIOLATED];
         }
         Function::Aggregate => {
@@ -214,6 +238,8 @@ pub fn access(domain: &Domain, function: Function, inputs: &[ProductRef]) -> Acc
             a.reads.extend(aggregates.iter().map(|p| commit_log(p)));
             a.lists.extend(aggregates.iter().map(|p| commit_log(p)));
             a.writes.extend(aggregates.iter().map(|p| objects(p)));
+            a.lists.extend(aggregates.iter().map(|p| pending(p)));
+            a.deletes.extend(aggregates.iter().map(|p| objects(p)));
             a.foreign_reads = inputs
                 .iter()
                 .filter(|i| i.domain != domain.name)
@@ -248,7 +274,17 @@ pub fn access(domain: &Domain, function: Function, inputs: &[ProductRef]) -> Acc
         }
     }
     a.writes.extend(records);
-    for list in [&mut a.reads, &mut a.writes, &mut a.lists] {
+    if matches!(
+        function,
+        Function::Ingest | Function::Clean | Function::ContractCheck
+    ) {
+        // Exactly once in effect: run records, attempt counts, sequencers of raw keys.
+        a.reads.push(zone(Zone::Runs));
+        a.lists.push(zone(Zone::Runs));
+        a.deletes.push(attempt_counts());
+        a.events.push(INPUT_FAILED);
+    }
+    for list in [&mut a.reads, &mut a.writes, &mut a.lists, &mut a.deletes] {
         list.sort();
         list.dedup();
     }
@@ -314,6 +350,16 @@ impl Access {
                 "WriteOutputs",
                 &WRITE_ACTIONS,
                 self.writes
+                    .iter()
+                    .map(|p| s3_arn(bucket, Some(p)))
+                    .collect(),
+            ));
+        }
+        if !self.deletes.is_empty() {
+            s.push(Statement::allow(
+                "DeleteMovedAndSupersededFiles",
+                &DELETE_ACTIONS,
+                self.deletes
                     .iter()
                     .map(|p| s3_arn(bucket, Some(p)))
                     .collect(),
@@ -519,15 +565,26 @@ mod tests {
             ]
         );
         let a = access(sales, Function::Ingest, &inputs);
-        assert_eq!(a.reads, ["raw/*"]);
+        assert_eq!(a.reads, ["raw/*", "runs/*"]);
         assert_eq!(a.writes, ["quarantine/*", "runs/*", "staged/*"]);
+        assert_eq!(a.deletes, ["runs/*/_attempts/*"]);
+        assert_eq!(a.events, [INPUT_FAILED]);
         let a = access(sales, Function::ContractCheck, &inputs);
         assert_eq!(
             a.reads,
             [
                 "clean/*",
                 "products/order_events/_commits/*",
-                "products/orders/_commits/*"
+                "products/orders/_commits/*",
+                "runs/*"
+            ]
+        );
+        assert_eq!(
+            a.deletes,
+            [
+                "products/order_events/*",
+                "products/orders/*",
+                "runs/*/_attempts/*"
             ]
         );
         assert_eq!(
@@ -539,7 +596,10 @@ mod tests {
                 "runs/*"
             ]
         );
-        assert_eq!(a.events, [PRODUCT_PUBLISHED, CONTRACT_VIOLATED]);
+        assert_eq!(
+            a.events,
+            [PRODUCT_PUBLISHED, CONTRACT_VIOLATED, INPUT_FAILED]
+        );
         assert!(!a.catalog);
         let a = access(sales, Function::Aggregate, &inputs);
         assert_eq!(
@@ -563,6 +623,7 @@ mod tests {
         let a = access(sales, Function::CatalogRegister, &inputs);
         assert!(a.catalog);
         assert_eq!(a.writes, ["quarantine/*", "runs/*"]);
+        assert!(a.deletes.is_empty());
         assert_eq!(a.events, [SLA_BREACHED]);
     }
 

@@ -2,10 +2,8 @@
 //! through Tessera's real readers: every file ends accepted, or refused / quarantined with a
 //! reason; no reader panics and no invocation fails (see `docs/hostile-input.md`).
 //!
-//! The corpora live outside the repository. `TESSERA_CORPORA` names their folder (`tests/run.sh`
-//! sets it, finding the folder from a clone anywhere); without it, `../shared/corpora` next to
-//! the workspace is used when it exists, and the tests print `skipped` otherwise. When
-//! `TESSERA_CORPORA` is set (or `CI` is), a missing corpus fails the test.
+//! The corpora are vendored under `tests/corpora/` (with their licenses, in its README);
+//! `TESSERA_CORPORA` may name another copy. A missing corpus fails the test.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -24,31 +22,20 @@ use tessera_core::typing::json::Json;
 
 use crate::support::{BUCKET, object_created};
 
-/// The corpora folder, or `None` (after printing why) when the tests may be skipped.
+/// The corpora folder (always `Some`: a missing corpus fails the test).
 pub fn corpora(sub: &str) -> Option<PathBuf> {
-    let (root, required) = match std::env::var_os("TESSERA_CORPORA") {
-        Some(dir) if !dir.is_empty() => (PathBuf::from(dir), true),
-        _ => (
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora"),
-            std::env::var_os("CI").is_some(),
-        ),
+    let root = match std::env::var_os("TESSERA_CORPORA") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpora"),
     };
     let dir = root.join(sub);
-    if dir.is_dir() {
-        return Some(dir);
-    }
     assert!(
-        !required,
-        "corpus `{}` not found: TESSERA_CORPORA must name the folder holding JSONTestSuite/, \
-         csv-spectrum/, parquet-testing/ and yaml-test-suite/ (the team's shared/corpora; \
-         tests/run.sh finds it)",
+        dir.is_dir(),
+        "corpus `{}` not found: TESSERA_CORPORA must name a folder holding JSONTestSuite/, \
+         csv-spectrum/, parquet-testing/ and yaml-test-suite/ (tests/corpora has them)",
         dir.display()
     );
-    println!(
-        "skipped: corpus `{}` not found (set TESSERA_CORPORA to the shared corpora folder)",
-        dir.display()
-    );
-    None
+    Some(dir)
 }
 
 /// Files of a folder, sorted, with the given extension.

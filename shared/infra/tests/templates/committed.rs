@@ -528,10 +528,14 @@ fn each_stage_writes_only_its_own_zones() {
     let stacks = committed();
     let resolver = Resolver { stacks: &stacks };
     let sales = resolver.stack("sales");
-    let written = |policy: &str| -> Vec<String> {
+    let resources_of = |policy: &str, deletes: bool| -> Vec<String> {
         as_list(&sales.template["Resources"][policy]["Properties"]["PolicyDocument"]["Statement"])
             .into_iter()
-            .filter(|s| strings(&s["Action"]).iter().any(|a| writes(a)))
+            .filter(|s| {
+                let actions = strings(&s["Action"]);
+                let delete = actions.iter().any(|a| a.contains("Delete"));
+                delete == deletes && (delete || actions.iter().any(|a| writes(a)))
+            })
             .flat_map(|s| {
                 as_list(&s["Resource"])
                     .into_iter()
@@ -540,6 +544,8 @@ fn each_stage_writes_only_its_own_zones() {
             })
             .collect()
     };
+    let written = |policy: &str| resources_of(policy, false);
+    let deleted = |policy: &str| resources_of(policy, true);
     let b = "arn:aws:s3:::tessera-sample-sales/";
     assert_eq!(
         written("IngestPolicy"),
@@ -584,14 +590,34 @@ fn each_stage_writes_only_its_own_zones() {
         !register.iter().any(|r| r.contains("products/")),
         "{register:?}"
     );
-    // Nobody deletes.
+    // Deletes: a zone stage's attempt counts; contract-check and aggregate, the files of the
+    // products they publish (moved from pending folders, superseded); nothing else, anywhere.
+    let attempts = format!("{b}runs/*/_attempts/*");
+    assert_eq!(deleted("IngestPolicy"), [attempts.clone()]);
+    assert_eq!(deleted("CleanPolicy"), [attempts.clone()]);
+    assert_eq!(
+        deleted("ContractCheckPolicy"),
+        [
+            format!("{b}products/order_events/*"),
+            format!("{b}products/orders/*"),
+            attempts.clone()
+        ]
+    );
+    assert_eq!(
+        deleted("AggregatePolicy"),
+        [
+            format!("{b}products/daily_revenue/*"),
+            format!("{b}products/segment_revenue/*"),
+        ]
+    );
+    assert!(deleted("CatalogRegisterPolicy").is_empty());
     for stack in &stacks {
         for (policy, statements) in identity_policies(&stack.template) {
             for s in statements {
-                assert!(
-                    !strings(&s["Action"]).iter().any(|a| a.contains("Delete")),
-                    "{policy}: {s}"
-                );
+                let actions = strings(&s["Action"]);
+                if actions.iter().any(|a| a.contains("Delete")) {
+                    assert_eq!(actions, ["s3:DeleteObject"], "{policy}: {s}");
+                }
             }
         }
     }
