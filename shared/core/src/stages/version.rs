@@ -105,33 +105,35 @@ impl Version<'_> {
         Ok(())
     }
 
-    /// Refuses the version: its report, and a copy of its data when `keep_data` (the input is a
-    /// data file), go to `quarantine/<product>/<stage>/<name>/`; `ContractViolated` is sent.
-    pub async fn refuse(
-        &self,
-        name: &str,
-        report: &CheckReport,
-        keep_data: bool,
-        record: &mut RunRecord,
-    ) -> Result<()> {
-        let base = format!(
+    /// The quarantine folder of a refused version named `name`.
+    pub fn quarantine_folder(&self, name: &str) -> String {
+        format!(
             "{}{}/{}/{name}/",
             Zone::Quarantine.prefix(),
             self.product.name,
             self.stage
-        );
+        )
+    }
+
+    /// Refuses the version: its report goes to [`Version::quarantine_folder`], beside the copy
+    /// of its data the caller wrote there (`data_key`: masked as it would have been published,
+    /// for the consumers the violation is sent to); `ContractViolated` is sent.
+    pub async fn refuse(
+        &self,
+        name: &str,
+        report: &CheckReport,
+        data_key: Option<String>,
+        record: &mut RunRecord,
+    ) -> Result<()> {
+        let base = self.quarantine_folder(name);
         let report_key = format!("{base}report.json");
         self.write_report(&report_key, report).await?;
-        let quarantine_key = if keep_data {
-            let data_key = format!("{base}data.parquet");
-            self.ctx
-                .storage
-                .copy(self.bucket, self.input_key, &data_key)
-                .await?;
-            record.outputs.push(data_key.clone());
-            data_key
-        } else {
-            report_key.clone()
+        let quarantine_key = match data_key {
+            Some(data_key) => {
+                record.outputs.push(data_key.clone());
+                data_key
+            }
+            None => report_key.clone(),
         };
         record.outputs.push(report_key.clone());
         let failed_checks: Vec<String> = report

@@ -17,6 +17,8 @@ mod aggregate_ports;
 #[cfg(test)]
 mod bad_files;
 #[cfg(test)]
+mod canaries;
+#[cfg(test)]
 mod cdc;
 #[cfg(test)]
 mod check;
