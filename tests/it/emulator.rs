@@ -416,9 +416,15 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
     let port = lambda_url.rsplit(':').next().unwrap();
     // The fixtures carry AWS's made-up versions, so the stages take them for new versions of
     // the objects; the notification names a file (`orders 2024-05-02.csv`) that was never
-    // landed, which is bad data: quarantined, the invocation succeeds.
+    // landed, which is bad data: quarantined, the invocation succeeds. The raw fixture's
+    // sequencer sorts before the one moto gave every event of the key (right-padded, as S3 says
+    // to compare them): ingest may take it for a stale version and skip it.
     for (function, file, status) in [
-        ("ingest", "s3-object-created-raw.json", &["succeeded"][..]),
+        (
+            "ingest",
+            "s3-object-created-raw.json",
+            &["succeeded", "skipped"][..],
+        ),
         ("ingest", "s3-notification-raw.json", &["quarantined"]),
         ("clean", "s3-object-created-staged.json", &["succeeded"]),
         (
