@@ -116,6 +116,34 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
     );
     assert!(commits("customer_state", "tessera-sample-customers").await >= 1);
 
+    // Every object has its stage's run record. One lost (a run killed before it, or an event
+    // never delivered) is found by the reconciler, re-driven through the rules on the default
+    // bus, and done again without a second commit.
+    let reconcile = |dry_run| commands::reconcile(Arc::clone(&mesh), &environment, None, dry_run);
+    let report = reconcile(true).await.unwrap();
+    assert!(report.unfinished.is_empty(), "{:?}", report.unfinished);
+    let records = ctx
+        .storage
+        .list("tessera-sample-sales", "runs/orders/ingest/")
+        .await
+        .unwrap();
+    ctx.storage
+        .delete("tessera-sample-sales", records[0].location.as_ref())
+        .await
+        .unwrap();
+    let report = reconcile(false).await.unwrap();
+    assert_eq!(report.unfinished.len(), 1, "{:?}", report.unfinished);
+    assert!(report.redriven);
+    let redelivered = deliver().await;
+    assert!(
+        redelivered.failures.is_empty(),
+        "{:?}",
+        redelivered.failures
+    );
+    assert!(redelivered.delivered >= 1, "{redelivered:?}");
+    assert!(reconcile(true).await.unwrap().unfinished.is_empty());
+    assert_eq!(commits("orders", "tessera-sample-sales").await, 2);
+
     // Quarantined rows and the refused version, with their reasons.
     let quarantined = ctx
         .storage

@@ -153,11 +153,14 @@ impl ObjectCreated {
         e
     }
 
-    /// The version of the object this event is about: version id, else etag, else size.
+    /// The version of the object this event is about: version id, else etag, else size. S3's
+    /// `null` version id (an unversioned bucket, where every overwrite is version `null`) does
+    /// not tell versions apart: the etag does.
     pub fn version(&self) -> String {
         self.object
             .version_id
             .clone()
+            .filter(|v| v != "null")
             .or_else(|| {
                 self.object
                     .etag
@@ -348,6 +351,22 @@ mod tests {
         let encoded = encode_key(key);
         assert_eq!(encoded, "raw/orders/May+2024+%28v2%29%2B.csv");
         assert_eq!(crate::keys::decode_event_key(&encoded).unwrap(), key);
+    }
+
+    #[test]
+    fn the_null_version_of_an_unversioned_bucket_falls_back_to_the_etag() {
+        let d: ObjectCreated = serde_json::from_value(serde_json::json!({
+            "bucket": {"name": "b"},
+            "object": {"key": "raw/x/y.csv", "etag": "abc", "version-id": "null", "size": 3}
+        }))
+        .unwrap();
+        assert_eq!(d.version(), "abc");
+        let d: ObjectCreated = serde_json::from_value(serde_json::json!({
+            "bucket": {"name": "b"},
+            "object": {"key": "raw/x/y.csv", "etag": "abc", "version-id": "v2", "size": 3}
+        }))
+        .unwrap();
+        assert_eq!(d.version(), "v2");
     }
 
     #[test]

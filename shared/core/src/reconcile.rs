@@ -62,7 +62,12 @@ pub async fn find(ctx: &Context) -> Result<Vec<Unfinished>> {
                     continue;
                 };
                 let etag = meta.e_tag.map(|e| e.trim_matches('"').to_owned());
-                let version = meta.version.clone().or_else(|| etag.clone());
+                // As `ObjectCreated::version` reads it from the event.
+                let version = meta
+                    .version
+                    .clone()
+                    .filter(|v| v != "null")
+                    .or_else(|| etag.clone());
                 let as_event = version
                     .clone()
                     .unwrap_or_else(|| format!("size-{}", meta.size));
