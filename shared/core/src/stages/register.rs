@@ -209,6 +209,10 @@ async fn update_table(
             return Ok(false);
         };
         next.version = expected;
+        if current.as_ref() == Some(&next) {
+            // A repeated event: the table says this already.
+            return Ok(false);
+        }
         match ctx.catalog.put_table(&next, expected).await {
             Ok(()) => return Ok(true),
             Err(Error::Conflict(why)) if attempt < CAS_ATTEMPTS => {

@@ -21,7 +21,7 @@ use object_store::{
 };
 use serde_json::Value;
 use tessera_core::bus::{EventBus, InProcessBus};
-use tessera_core::catalog::FileCatalog;
+use tessera_core::catalog::{Catalog, Database, FileCatalog, Partition, Table};
 use tessera_core::events::BusEvent;
 use tessera_core::function::handle_any;
 use tessera_core::mesh::Mesh;
@@ -176,6 +176,57 @@ impl Buckets for FaultyBuckets {
     }
 }
 
+/// The catalog, its writes watched too.
+#[derive(Debug)]
+struct FaultyCatalog {
+    inner: FileCatalog,
+    fault: Arc<Fault>,
+}
+
+fn catalog_error(e: object_store::Error) -> tessera_core::Error {
+    tessera_core::Error::Catalog(e.to_string())
+}
+
+#[async_trait]
+impl Catalog for FaultyCatalog {
+    async fn ensure_database(&self, database: &Database) -> tessera_core::Result<()> {
+        self.fault
+            .effect(&format!("database {}", database.name))
+            .map_err(catalog_error)?;
+        self.inner.ensure_database(database).await
+    }
+    async fn get_table(&self, database: &str, name: &str) -> tessera_core::Result<Option<Table>> {
+        self.inner.get_table(database, name).await
+    }
+    async fn put_table(&self, table: &Table, expected_version: u64) -> tessera_core::Result<()> {
+        self.fault
+            .effect(&format!("table {}", table.name))
+            .map_err(catalog_error)?;
+        self.inner.put_table(table, expected_version).await
+    }
+    async fn add_partitions(
+        &self,
+        database: &str,
+        table: &str,
+        partitions: &[Partition],
+    ) -> tessera_core::Result<usize> {
+        self.fault
+            .effect(&format!("partitions {table}"))
+            .map_err(catalog_error)?;
+        self.inner.add_partitions(database, table, partitions).await
+    }
+    async fn partitions(
+        &self,
+        database: &str,
+        table: &str,
+    ) -> tessera_core::Result<Vec<Partition>> {
+        self.inner.partitions(database, table).await
+    }
+    async fn tables(&self) -> tessera_core::Result<Vec<Table>> {
+        self.inner.tables().await
+    }
+}
+
 #[derive(Debug)]
 struct FaultyBus {
     inner: Arc<InProcessBus>,
@@ -226,7 +277,10 @@ impl Chain {
             mesh: Arc::new(mesh),
             storage: Storage::new(buckets, Some(Arc::clone(&faulty_bus))),
             bus: faulty_bus,
-            catalog: Arc::new(FileCatalog::new(warehouse.join("_catalog"))),
+            catalog: Arc::new(FaultyCatalog {
+                inner: FileCatalog::new(warehouse.join("_catalog")),
+                fault: Arc::clone(&fault),
+            }),
             pushdown: None,
             scope: None,
         };
@@ -368,6 +422,19 @@ impl Chain {
             // Names and records carry ids derived from the raw object's version (its etag, which
             // differs from one landing to the next): ids are compared as placeholders.
             state.insert(without_ids(&key), without_ids(&value));
+        }
+        // The catalog: tables (without the time of the last publication) and their partitions.
+        for mut table in self.ctx.catalog.tables().await.unwrap() {
+            table.parameters.remove("last_publish");
+            let partitions = self
+                .ctx
+                .catalog
+                .partitions(&table.database, &table.name)
+                .await
+                .unwrap();
+            let name = format!("catalog:{}.{}", table.database, table.name);
+            let value = serde_json::json!({"table": table, "partitions": partitions});
+            state.insert(name, without_ids(&value.to_string()));
         }
         state
     }
