@@ -396,14 +396,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 report.delivered,
                 report.failures.len()
             );
-            for f in &report.failures {
-                eprintln!("error: {f}");
-            }
-            Ok(if report.failures.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(failures_exit(&report.failures))
         }
         Command::Reconcile { dry_run, json } => {
             let report = commands::reconcile(mesh, &env, cli.warehouse.as_deref(), dry_run).await?;
@@ -412,14 +405,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             } else {
                 println!("{}", output::reconcile(&report));
             }
-            for f in &report.failures {
-                eprintln!("error: {f}");
-            }
-            Ok(if report.failures.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(failures_exit(&report.failures))
         }
         Command::Query { sql, json } => {
             let ctx = context(mesh, &env, cli.warehouse.as_deref()).await?;
@@ -564,6 +550,18 @@ fn infra(mesh: &Mesh, cli: &Cli, command: &InfraCommand) -> Result<()> {
         deleted.len()
     );
     Ok(())
+}
+
+/// Prints failed deliveries to stderr; the exit code says whether there were any.
+fn failures_exit(failures: &[String]) -> ExitCode {
+    for f in failures {
+        eprintln!("error: {f}");
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// The ports of an environment; `--warehouse` makes it the embedded one over that folder.

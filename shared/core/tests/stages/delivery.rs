@@ -702,8 +702,9 @@ async fn an_input_that_keeps_failing_is_refused_after_its_attempts() {
     assert!(chain.keys("staged/").await.is_empty());
 }
 
-#[tokio::test]
-async fn an_input_whose_attempts_crashed_is_refused_once_they_timed_out() {
+/// Ingest of a landed file after three attempts that never reported back (killed: out of memory,
+/// a timeout), the last of them started `ago`.
+async fn ingest_after_crashes(ago: chrono::TimeDelta) -> (Chain, tessera_core::runs::RunRecord) {
     let chain = Chain::new("");
     chain.land("raw/orders/day1.csv", DAY1).await;
     let event = chain.bus.pop().unwrap();
@@ -713,16 +714,14 @@ async fn an_input_whose_attempts_crashed_is_refused_once_they_timed_out() {
             .version();
     let id = tessera_core::keys::input_id(BUCKET, "raw/orders/day1.csv", &version);
     let key = tessera_core::delivery::attempts_key("orders", "ingest", &id);
-    // Three attempts that never reported back (killed: out of memory, timeout) ...
-    let mut crashed = tessera_core::delivery::Attempts {
+    let crashed = tessera_core::delivery::Attempts {
         attempts: 3,
         last_error: None,
-        started_at: chrono::Utc::now(),
+        started_at: chrono::Utc::now() - ago,
     };
     tessera_core::delivery::record_attempts(&chain.ctx.storage, BUCKET, &key, &crashed)
         .await
         .unwrap();
-    // ... the last one maybe still running: a delivery now works on the input.
     let outcome = handle_any(
         &chain.ctx,
         tessera_core::routing::Function::Ingest,
@@ -730,31 +729,20 @@ async fn an_input_whose_attempts_crashed_is_refused_once_they_timed_out() {
     )
     .await
     .unwrap();
-    assert_eq!(outcome.runs[0].status, RunStatus::Succeeded);
+    let run = outcome.runs[0].clone();
+    (chain, run)
+}
 
-    let chain = Chain::new("");
-    chain.land("raw/orders/day1.csv", DAY1).await;
-    let event = chain.bus.pop().unwrap();
-    let version =
-        serde_json::from_value::<tessera_core::events::ObjectCreated>(event.detail.clone())
-            .unwrap()
-            .version();
-    let id = tessera_core::keys::input_id(BUCKET, "raw/orders/day1.csv", &version);
-    let key = tessera_core::delivery::attempts_key("orders", "ingest", &id);
-    crashed.started_at = chrono::Utc::now() - chrono::TimeDelta::minutes(16);
-    tessera_core::delivery::record_attempts(&chain.ctx.storage, BUCKET, &key, &crashed)
-        .await
-        .unwrap();
-    let outcome = handle_any(
-        &chain.ctx,
-        tessera_core::routing::Function::Ingest,
-        &event.to_json(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(outcome.runs[0].status, RunStatus::Quarantined);
+#[tokio::test]
+async fn an_input_whose_attempts_crashed_is_refused_once_they_timed_out() {
+    // The last attempt may still be running: a delivery now works on the input.
+    let (_, run) = ingest_after_crashes(chrono::TimeDelta::zero()).await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    // Past Lambda's longest timeout, it cannot be: the input is refused.
+    let (chain, run) = ingest_after_crashes(chrono::TimeDelta::minutes(16)).await;
+    assert_eq!(run.status, RunStatus::Quarantined);
     assert_eq!(
-        outcome.runs[0].notes,
+        run.notes,
         ["gave up after 3 attempts: the function did not finish (a crash or a timeout)"]
     );
     assert!(chain.keys("staged/").await.is_empty());
