@@ -33,6 +33,8 @@ use tessera_core::{Context, ErrorKind};
 
 use crate::support::{BUCKET, ORDERS_CONTRACT, ORDERS_CSV};
 
+const HEADER: &str = "order_id,email,amount,order_day,note\n";
+
 /// Three good rows over two days and one the contract refuses (a bad amount).
 const DAY1: &str = "order_id,email,amount,order_day,note\n\
 O-1,a@example.com,10.00,2024-05-01,first\n\
@@ -627,10 +629,13 @@ async fn versions_of_keys_delivered_in_any_order_leave_the_newest_of_each_key() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_writers_at_once_on_one_product_lose_no_commit() {
     let chain = Chain::new("");
-    let files: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
-    for file in &files {
+    // Ten files, each of its own day: ten partitions for the catalog's writers to add at once.
+    for i in 0..10 {
         chain
-            .land(&format!("raw/orders/{file}.csv"), &version_of(file, 1))
+            .land(
+                &format!("raw/orders/f{i}.csv"),
+                &format!("{HEADER}O-f{i},a@example.com,1.00,2024-05-{:02},\n", 10 + i),
+            )
             .await;
     }
     chain.drain_at_once().await;
@@ -641,7 +646,15 @@ async fn ten_writers_at_once_on_one_product_lose_no_commit() {
         .map(|n| format!("products/orders/_commits/{n:020}.json"))
         .collect();
     assert_eq!(slots, expected, "one slot each, none lost or skipped");
-    assert_eq!(chain.order_ids().await.len(), 20);
+    assert_eq!(chain.order_ids().await.len(), 10);
+    // The catalog's compare-and-swap writers lost no partition either.
+    let partitions = chain
+        .ctx
+        .catalog
+        .partitions("shop_db", "orders")
+        .await
+        .unwrap();
+    assert_eq!(partitions.len(), 10);
 }
 
 #[tokio::test]
