@@ -1409,6 +1409,27 @@ mod tests {
     }
 
     #[test]
+    fn read_text_types_a_file_as_the_stage_does_and_refuses_what_the_stage_refuses() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mesh = crate::mesh::Mesh::load(&root.join("samplecli.toml")).unwrap();
+        let orders = mesh.product("sales", "orders").unwrap();
+        let file = std::fs::read(root.join("domains/sales/orders/raw/orders_2024-05-01.csv"));
+        let read = super::read_text(orders, "raw/orders/o.csv", file.unwrap()).unwrap();
+        assert!(read.typed > 0, "{read:?}");
+        assert_eq!(read.typed + read.quarantined, read.rows, "{read:?}");
+        let bad = super::read_text(orders, "raw/orders/o.csv", b"\0\0\0".to_vec());
+        assert!(bad.is_err(), "a binary file is refused whole: {bad:?}");
+        let changes = mesh.product("customers", "customer_changes").unwrap();
+        let file = root.join("domains/customers/customer_changes/raw/changes_2024-05-01.ndjson");
+        let read = super::read_text(changes, "raw/customer_changes/c.ndjson.gz", {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &std::fs::read(file).unwrap()).unwrap();
+            gz.finish().unwrap()
+        });
+        assert!(read.unwrap().typed > 0, "a gzipped Debezium file is typed");
+    }
+
+    #[test]
     fn skip_line_drops_the_rest_of_a_line_across_buffers() {
         let mut reader = BufReader::with_capacity(2, &b"abcdefg\nnext\n"[..]);
         super::skip_line(&mut reader).expect("skip");
