@@ -30,8 +30,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::context::Context;
-use crate::error::{Error, Result};
 use crate::delivery::{Freshness, SourceVersion, observe_source};
+use crate::error::{Error, Result};
 use crate::keys::{Zone, input_id, stem};
 use crate::mesh::{Product, ProductKind, ShortRows, SourceConfig, SourceFormat, UnknownColumns};
 use crate::runs::{self, Drift, InputRef, RunRecord, RunStatus};
