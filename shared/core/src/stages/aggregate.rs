@@ -213,16 +213,24 @@ async fn aggregate_one(
         decision.refuse(&id, &report, None, &mut record).await?;
         return runs::save(&ctx.storage, bucket, record, started).await;
     }
-    let mut writer = decision.writer(Arc::clone(&schema))?;
-    for b in &batches {
-        writer.write(b).await?;
+    let published = async {
+        let mut writer = decision.writer(Arc::clone(&schema))?;
+        for b in &batches {
+            writer.write(b).await?;
+        }
+        // The version's check report, as contract-check keeps it for a source product.
+        let report_key = format!("{}_reports/{id}.json", product_prefix(&product.name));
+        decision.write_report(&report_key, &report).await?;
+        decision
+            .commit(writer.finish().await?, CommitMode::Overwrite, &mut record)
+            .await
     }
-    // The version's check report, as contract-check keeps it for a source product.
-    let report_key = format!("{}_reports/{id}.json", product_prefix(&product.name));
-    decision.write_report(&report_key, &report).await?;
-    decision
-        .commit(writer.finish().await?, CommitMode::Overwrite, &mut record)
-        .await?;
+    .await;
+    if published.is_err() {
+        // This delivery's pending files go with it.
+        decision.abandon().await;
+    }
+    published?;
     runs::save(&ctx.storage, bucket, record, started).await
 }
 
