@@ -6,3 +6,4 @@ pub mod bench;
 pub mod commands;
 pub mod output;
 pub mod quality;
+pub mod scaffold;

@@ -112,6 +112,35 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Scaffold a new domain or data product from built-in templates (`docs/domain-guide.md`).
+    New {
+        #[command(subcommand)]
+        command: NewCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NewCommand {
+    /// A domain: its `[[domains]]` entry appended to the mesh file and its folder
+    /// `domains/NAME/`.
+    Domain {
+        /// The domain's name (lower-case letters, digits and `_`).
+        name: String,
+        /// What the domain is about.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// A data product of a domain: an ODCS v3 contract, a sample CSV under `raw/`, and its
+    /// `[[domains.products]]` entry in the domain's section of the mesh file.
+    Product {
+        /// The domain (already in the mesh file).
+        domain: String,
+        /// The product's name (lower-case letters, digits and `_`).
+        name: String,
+        /// The owner written in the contract's team (default `<domain>-data@example.com`).
+        #[arg(long)]
+        owner: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,6 +298,31 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    if let Command::New { command } = &cli.command {
+        let scaffold = match command {
+            NewCommand::Domain { name, description } => {
+                tessera_cli::scaffold::new_domain(&cli.mesh, name, description.as_deref())?
+            }
+            NewCommand::Product {
+                domain,
+                name,
+                owner,
+            } => tessera_cli::scaffold::new_product(&cli.mesh, domain, name, owner.as_deref())?,
+        };
+        for path in &scaffold.created {
+            println!("created {}", path.display());
+        }
+        println!(
+            "added to {}:{}",
+            scaffold.mesh_file.display(),
+            scaffold.entry.trim_end()
+        );
+        println!("\nnext:");
+        for step in &scaffold.next {
+            println!("  {step}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Contract {
         command: ContractCommand::Lint { files, json },
     } = &cli.command
@@ -498,9 +552,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Contract { .. } | Command::Infra { .. } | Command::Policy { .. } => {
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Contract { .. }
+        | Command::Infra { .. }
+        | Command::Policy { .. }
+        | Command::New { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 
