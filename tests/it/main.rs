@@ -28,3 +28,5 @@ mod lint;
 mod quality;
 #[cfg(test)]
 mod run;
+#[cfg(test)]
+mod scaffold;
