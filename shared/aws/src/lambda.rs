@@ -15,6 +15,12 @@ pub fn serve<S: Stage>() -> Result<(), lambda_runtime::Error> {
             move |event: LambdaEvent<serde_json::Value>| async move {
                 handle::<S>(ctx, &event.payload)
                     .await
+                    .inspect(|outcome| {
+                        // CloudWatch reads metrics from these lines (Embedded Metric Format).
+                        for run in &outcome.runs {
+                            println!("{}", tessera_core::lineage::emf(run));
+                        }
+                    })
                     .map_err(|e| Diagnostic {
                         error_type: e.error_type().into(),
                         error_message: e.message,

@@ -156,6 +156,7 @@ pub async fn aws_context(mesh: Arc<Mesh>, settings: &AwsSettings) -> Result<Cont
         catalog,
         pushdown: Some(pushdown),
         scope: None,
+        lineage: tessera_core::lineage::Target::from_env().map_err(Error::Config)?,
     })
 }
 

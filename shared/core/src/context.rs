@@ -26,6 +26,8 @@ pub struct Context {
     /// The domain this process serves (a domain's functions, from `TESSERA_DOMAIN`); `None`:
     /// every domain of the mesh (embedded runs, `cargo lambda watch`).
     pub scope: Option<String>,
+    /// Where the runs' OpenLineage events go (`TESSERA_LINEAGE`); `None`: nowhere.
+    pub lineage: Option<crate::lineage::Target>,
 }
 
 /// The embedded ports, with the bus kept concrete so a router can drain it.
@@ -64,6 +66,7 @@ impl Context {
                 catalog,
                 pushdown: None,
                 scope: None,
+                lineage: crate::lineage::Target::from_env().map_err(Error::Config)?,
             },
             bus,
             warehouse: warehouse.to_path_buf(),

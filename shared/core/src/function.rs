@@ -312,10 +312,13 @@ pub async fn handle<S: Stage>(ctx: &Context, event: &Value) -> Result<Outcome, F
     }
     for run in &outcome.runs {
         tracing::info!(
-            stage = %run.stage, product = %run.product, run_id = %run.run_id, status = ?run.status,
-            rows_in = run.rows_in, rows_out = run.rows_out, quarantined = run.quarantined, "run finished"
+            stage = %run.stage, domain = %run.domain, product = %run.product, run_id = %run.run_id,
+            status = ?run.status, rows_in = run.rows_in, rows_out = run.rows_out,
+            quarantined = run.quarantined, dropped = run.dropped,
+            checks_failed = run.checks.failed, duration_ms = run.duration_ms, "run finished"
         );
     }
+    crate::lineage::emit(ctx, &outcome.runs).await;
     Ok(outcome)
 }
 

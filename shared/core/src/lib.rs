@@ -24,6 +24,7 @@ pub mod error;
 pub mod events;
 pub mod function;
 pub mod keys;
+pub mod lineage;
 pub mod mesh;
 pub mod policy;
 pub mod process;

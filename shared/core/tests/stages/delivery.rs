@@ -285,6 +285,7 @@ impl Chain {
             }),
             pushdown: None,
             scope: None,
+            lineage: None,
         };
         Chain {
             _dir: dir,

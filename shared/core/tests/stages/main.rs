@@ -46,6 +46,8 @@ mod lenient;
 #[cfg(test)]
 mod mesh;
 #[cfg(test)]
+mod observability;
+#[cfg(test)]
 mod policy;
 #[cfg(test)]
 mod query;
