@@ -450,3 +450,54 @@ async fn reconcile_re_drives_what_a_run_left_unfinished() {
     let ingest_runs = storage.list(sales, "runs/orders/ingest/").await.unwrap();
     assert_eq!(ingest_runs.len(), raw.len() + 1);
 }
+
+#[tokio::test]
+async fn status_shows_last_runs_freshness_quality_and_recent_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let emb = embedded(dir.path());
+    let s = commands::run(&emb).await.unwrap();
+    assert!(s.failures.is_empty(), "{:?}", s.failures);
+    let now = chrono::Utc::now();
+    let products = tessera_cli::status::status(&emb.context, now)
+        .await
+        .unwrap();
+    let of = |name: &str| products.iter().find(|p| p.product == name).unwrap();
+    let orders = of("sales.orders");
+    assert_eq!(orders.freshness, "met", "{:?}", orders.freshness_detail);
+    assert_eq!(orders.freshness_detail.len(), 3);
+    assert_eq!(orders.quality.as_deref(), Some("passed"));
+    assert!(orders.last_publish.is_some());
+    assert!(orders.recent_failures.is_empty());
+    // The second customers file broke its contract: quality failed, one recent failure saying why.
+    let customers = of("customers.customers");
+    assert_eq!(customers.quality.as_deref(), Some("failed"));
+    assert_eq!(customers.recent_failures.len(), 1);
+    assert_eq!(customers.recent_failures[0].0, "contract-check");
+    assert!(
+        customers.recent_failures[0]
+            .2
+            .starts_with("email_mostly_present")
+    );
+    // Nothing has landed for the domain events' product.
+    let events = of("sales.order_events");
+    assert!(events.last_run.is_none() && events.last_publish.is_none());
+    let text = tessera_cli::output::status(&products, now);
+    assert!(
+        text.contains("customers.customers: contract-check refused its input"),
+        "{text}"
+    );
+    // A day later, the orders' freshness promise (a version at least every day) is breached.
+    let later = now + chrono::TimeDelta::days(2);
+    let products = tessera_cli::status::status(&emb.context, later)
+        .await
+        .unwrap();
+    let orders = products
+        .iter()
+        .find(|p| p.product == "sales.orders")
+        .unwrap();
+    assert_eq!(
+        orders.freshness, "breached",
+        "{:?}",
+        orders.freshness_detail
+    );
+}

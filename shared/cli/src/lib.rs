@@ -7,3 +7,4 @@ pub mod commands;
 pub mod output;
 pub mod quality;
 pub mod scaffold;
+pub mod status;

@@ -21,6 +21,71 @@ fn right(v: impl ToString) -> Cell {
     Cell::new(v.to_string()).set_alignment(CellAlignment::Right)
 }
 
+/// A time, and how long ago it was.
+fn ago(at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
+    let d = now - at;
+    let how = if d.num_days() >= 1 {
+        format!("{} d", d.num_days())
+    } else if d.num_hours() >= 1 {
+        format!("{} h", d.num_hours())
+    } else if d.num_minutes() >= 1 {
+        format!("{} min", d.num_minutes())
+    } else {
+        format!("{} s", d.num_seconds().max(0))
+    };
+    format!("{} ({how} ago)", at.format("%Y-%m-%d %H:%M"))
+}
+
+/// The table `tessera status` prints, then the latest failure of each product that has some.
+pub fn status(
+    products: &[crate::status::ProductStatus],
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let mut t = table(&[
+        "product",
+        "last run",
+        "last publish",
+        "freshness",
+        "quality",
+        "failures (7 d)",
+    ]);
+    for p in products {
+        t.add_row(vec![
+            Cell::new(&p.product),
+            Cell::new(p.last_run.as_ref().map_or("never".into(), |r| {
+                format!("{} {:?} {}", r.stage, r.status, ago(r.at, now)).to_lowercase()
+            })),
+            Cell::new(
+                p.last_publish
+                    .as_ref()
+                    .map_or("never".into(), |p| ago(p.at, now)),
+            ),
+            Cell::new(&p.freshness),
+            Cell::new(p.quality.as_deref().unwrap_or("-")),
+            right(p.recent_failures.len()),
+        ]);
+    }
+    let mut out = t.to_string();
+    for p in products {
+        if let Some((stage, at, why)) = p.recent_failures.first() {
+            let why: String = why.chars().take(160).collect();
+            out.push_str(&format!(
+                "\n{}: {stage} refused its input {}: {why}",
+                p.product,
+                ago(*at, now)
+            ));
+        }
+        for detail in p
+            .freshness_detail
+            .iter()
+            .filter(|_| p.freshness == "breached")
+        {
+            out.push_str(&format!("\n{}: {detail}", p.product));
+        }
+    }
+    out
+}
+
 /// The table `tessera run` prints.
 pub fn run_summary(s: &RunSummary) -> String {
     let mut t = table(&[
