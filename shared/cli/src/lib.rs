@@ -5,6 +5,6 @@
 pub mod bench;
 pub mod commands;
 pub mod output;
+pub mod portal;
 pub mod quality;
 pub mod scaffold;
-pub mod status;

@@ -76,13 +76,6 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Per product: the last run, the last publication, freshness against the contract's
-    /// service levels, quality, and recent failures.
-    Status {
-        /// Print as JSON.
-        #[arg(long)]
-        json: bool,
-    },
     /// List the catalog: products with owner, description, contract and quality.
     Catalog {
         /// Print as JSON.
@@ -113,6 +106,13 @@ enum Command {
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+    /// Generate the portal: a static site of the mesh (HTML, CSS and inline SVG, relative links
+    /// only) with a page per domain and per product (`docs/portal.md`).
+    Portal {
+        /// The folder to write the pages to (created if needed).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// The orders benchmark (`docs/bench.md`).
     Bench {
@@ -478,17 +478,6 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { json } => {
-            let ctx = context(mesh, &env, cli.warehouse.as_deref()).await?;
-            let now = chrono::Utc::now();
-            let products = tessera_cli::status::status(&ctx, now).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&products)?);
-            } else {
-                println!("{}", output::status(&products, now));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
         Command::Catalog { json } => {
             let ctx = context(mesh, &env, cli.warehouse.as_deref()).await?;
             let entries = commands::catalog(&ctx).await?;
@@ -556,6 +545,15 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Portal { out } => {
+            let ctx = context(mesh, &env, cli.warehouse.as_deref()).await?;
+            let written = tessera_cli::portal::generate(&ctx, &out, chrono::Utc::now()).await?;
+            for path in &written {
+                println!("wrote {}", path.display());
+            }
+            println!("{} files in `{}`", written.len(), out.display());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
             command:
