@@ -8,3 +8,4 @@ pub mod output;
 pub mod portal;
 pub mod quality;
 pub mod scaffold;
+pub mod status;

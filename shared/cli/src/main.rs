@@ -76,6 +76,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Per product: the last run, the last publication, freshness against the contract's
+    /// service levels, quality, and recent failures.
+    Status {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the catalog: products with owner, description, contract and quality.
     Catalog {
         /// Print as JSON.
@@ -475,6 +482,17 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 print!("{}", output::batches_json(&batches)?);
             } else {
                 println!("{}", output::batches(&batches)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { json } => {
+            let ctx = context(mesh, &env, cli.warehouse.as_deref()).await?;
+            let now = chrono::Utc::now();
+            let products = tessera_cli::status::status(&ctx, now).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&products)?);
+            } else {
+                println!("{}", output::status(&products, now));
             }
             Ok(ExitCode::SUCCESS)
         }
