@@ -121,6 +121,12 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print a completion script for a shell (`tessera completions bash > /etc/bash_completion.d/tessera`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// The orders benchmark (`docs/bench.md`).
     Bench {
         #[command(subcommand)]
@@ -312,6 +318,18 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    if let Command::Completions { shell } = &cli.command {
+        // Needs no mesh file.
+        use clap::CommandFactory;
+        use std::io::Write;
+        // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut Cli::command(), "tessera", &mut script);
+        std::io::stdout()
+            .write_all(&script)
+            .context("writing the completion script")?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::New { command } = &cli.command {
         let scaffold = match command {
             NewCommand::Domain { name, description } => {
@@ -589,7 +607,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Contract { .. }
         | Command::Infra { .. }
         | Command::Policy { .. }
-        | Command::New { .. } => Ok(ExitCode::SUCCESS),
+        | Command::New { .. }
+        | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 
