@@ -57,6 +57,13 @@ export TESSERA_SAM_PYTHON="$cache/sam-venv/bin/python"
 export TESSERA_SAM="$cache/sam-venv/bin/sam" TESSERA_CFN_LINT="$cache/sam-venv/bin/cfn-lint"
 export TESSERA_CHECKOV="$cache/checkov-venv/bin/checkov"
 export SAM_CLI_TELEMETRY=0
+# Headless Chromium for the portal's browser test (tests/it/portal.rs), from Debian's package;
+# skipped when already installed. Under CI (CI set) that test fails without it.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  as_root=()
+  if [ "$(id -u)" -ne 0 ]; then as_root=(sudo); fi
+  "${as_root[@]}" apt-get update -qq && "${as_root[@]}" apt-get install -y -qq chromium >/dev/null
+fi
 
 start_localstack=no
 if [ "$emulator" = localstack ] && [ "${TESSERA_LOCALSTACK:-}" != external ]; then

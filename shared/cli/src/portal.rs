@@ -419,6 +419,15 @@ fn sla_table(product: &Product, report: &SlaReport) -> String {
     out
 }
 
+/// An axis label: whole numbers as such, others with one decimal.
+fn tick(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
 /// The run history as an inline SVG: stacked bars of passed and failed checks per run, and the
 /// rows each run published as a line with one point per run (right axis).
 pub fn history_chart(runs: &[RunRecord]) -> String {
@@ -458,10 +467,10 @@ pub fn history_chart(runs: &[RunRecord]) -> String {
             left + plot_w,
             left - 6.0,
             y + 4.0,
-            (f * max_checks).round(),
+            tick(f * max_checks),
             left + plot_w + 6.0,
             y + 4.0,
-            (f * max_rows).round(),
+            tick(f * max_rows),
         );
     }
     let mut points = Vec::new();
@@ -895,3 +904,26 @@ svg text { font: 12px system-ui, sans-serif; fill: var(--fg); }
 .d4 rect { fill: #e5f6f7; stroke: #15808a; } .d5 rect { fill: #fbe9ee; stroke: #b3345a; }
 .empty { color: var(--muted); }
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_and_file_names_are_safe() {
+        assert_eq!(
+            esc(r#"<a href="x">O'Brien & co</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;O&#39;Brien &amp; co&lt;/a&gt;"
+        );
+        assert_eq!(product_file("sales", "orders"), "product-sales.orders.html");
+        assert_eq!(
+            domain_file("a b/../é"),
+            "domain-a~20b~2f~2e~2e~2f~c3~a9.html"
+        );
+    }
+
+    #[test]
+    fn no_runs_no_chart() {
+        assert!(history_chart(&[]).contains("No runs yet"));
+    }
+}
