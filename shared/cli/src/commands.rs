@@ -16,7 +16,7 @@ use tessera_core::catalog::Table;
 use tessera_core::context::Embedded;
 use tessera_core::mesh::{Environment, InputKind, Mesh, ProductKind};
 use tessera_core::policy::PolicyReport;
-use tessera_core::router::{Invoker, drain};
+use tessera_core::router::{Invoker, drain, drain_with};
 use tessera_core::routing::Function;
 use tessera_core::runs::{RunRecord, RunStatus, history};
 use tessera_core::{Context, function};
@@ -57,6 +57,61 @@ pub fn embedded(mesh: Arc<Mesh>, env: &str, warehouse: Option<&Path>) -> Result<
         Environment::Aws { .. } => {
             bail!("environment `{env}` is not embedded; this command drives the embedded pipeline")
         }
+    }
+}
+
+/// A one-line progress report of deliveries, rewritten in place (`\r`) at most every `every`,
+/// and cleared when done; silent when `shown` is false (not a terminal).
+#[derive(Debug)]
+pub struct Progress<W: std::io::Write> {
+    out: W,
+    shown: bool,
+    every: Duration,
+    last: Option<Instant>,
+    started: Instant,
+    written: bool,
+}
+
+impl<W: std::io::Write> Progress<W> {
+    /// A progress line on `out`.
+    pub fn new(out: W, shown: bool, every: Duration) -> Self {
+        Progress {
+            out,
+            shown,
+            every,
+            last: None,
+            started: Instant::now(),
+            written: false,
+        }
+    }
+
+    /// `done` deliveries made, `queued` events waiting.
+    pub fn update(&mut self, done: usize, queued: usize) {
+        if !self.shown || self.last.is_some_and(|t| t.elapsed() < self.every) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let secs = self.started.elapsed().as_secs_f64();
+        // A progress line is best effort: a closed stderr must not stop the run.
+        let _ = write!(
+            self.out,
+            "\r\x1b[2K{done} deliveries, {queued} events queued, {secs:.1} s"
+        );
+        let _ = self.out.flush();
+        self.written = true;
+    }
+
+    /// Clears the line.
+    pub fn finish(&mut self) {
+        if self.written {
+            let _ = write!(self.out, "\r\x1b[2K");
+            let _ = self.out.flush();
+        }
+    }
+
+    /// The writer.
+    pub fn into_inner(self) -> W {
+        self.out
     }
 }
 
@@ -182,9 +237,21 @@ pub async fn run(emb: &Embedded) -> Result<RunSummary> {
 /// Delivers the bus's events to the functions in process until none is left: the number of
 /// deliveries and the failed ones, as messages.
 pub async fn deliver(emb: &Embedded) -> Result<(usize, Vec<String>)> {
-    let deliveries = drain(&emb.bus, &Functions(&emb.context), 100_000)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
+    // Progress on stderr when a person watches it (a terminal), nothing in pipes and logs.
+    let mut progress = Progress::new(
+        std::io::stderr(),
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        Duration::from_millis(100),
+    );
+    let deliveries = drain_with(
+        &emb.bus,
+        &Functions(&emb.context),
+        100_000,
+        &mut |done, queued| progress.update(done, queued),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e.message))?;
+    progress.finish();
     let failures = deliveries
         .iter()
         .filter_map(|d| {

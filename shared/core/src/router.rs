@@ -36,6 +36,17 @@ pub async fn drain(
     invoker: &dyn Invoker,
     max_events: usize,
 ) -> Result<Vec<Delivery>, FunctionError> {
+    drain_with(bus, invoker, max_events, &mut |_, _| {}).await
+}
+
+/// [`drain`], telling `progress` after each delivery how many were made and how many events
+/// wait on the bus.
+pub async fn drain_with(
+    bus: &InProcessBus,
+    invoker: &dyn Invoker,
+    max_events: usize,
+    progress: &mut (dyn FnMut(usize, usize) + Send),
+) -> Result<Vec<Delivery>, FunctionError> {
     let mut deliveries = Vec::new();
     let mut seen = 0;
     while let Some(event) = bus.pop() {
@@ -53,6 +64,7 @@ pub async fn drain(
                 function,
                 result,
             });
+            progress(deliveries.len(), bus.len());
         }
     }
     Ok(deliveries)
