@@ -25,6 +25,8 @@ mod interop;
 #[cfg(test)]
 mod lint;
 #[cfg(test)]
+mod odps;
+#[cfg(test)]
 mod portal;
 #[cfg(test)]
 mod quality;

@@ -115,6 +115,30 @@ impl<W: std::io::Write> Progress<W> {
     }
 }
 
+/// The ODPS descriptors of one product (`domain.product`) or of all, by `domain.product`, each
+/// checked against the official ODPS schema.
+pub fn describe(mesh: &Mesh, product: Option<&str>) -> Result<Vec<(String, serde_json::Value)>> {
+    let mut out = Vec::new();
+    for (domain, p) in mesh.products() {
+        let name = format!("{}.{}", domain.name, p.name);
+        if product.is_some_and(|wanted| wanted != name) {
+            continue;
+        }
+        let doc = tessera_core::odps::descriptor(mesh, domain, p);
+        if let Err(problems) = tessera_contract::validate_odps(&doc) {
+            bail!(
+                "the descriptor of `{name}` is not valid ODPS: {}",
+                problems.join("; ")
+            );
+        }
+        out.push((name, doc));
+    }
+    if let (Some(wanted), true) = (product, out.is_empty()) {
+        bail!("no product `{wanted}` in the mesh (name it as domain.product)");
+    }
+    Ok(out)
+}
+
 /// What `tessera reconcile` found and did.
 #[derive(Debug, Serialize)]
 pub struct ReconcileReport {

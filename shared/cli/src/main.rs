@@ -83,6 +83,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The Open Data Product Standard (ODPS v1.0.0) descriptor of a product (`domain.product`),
+    /// or of every product into a folder (`--out`), checked against the official schema.
+    Describe {
+        /// The product, as `domain.product`.
+        product: Option<String>,
+        /// Write every product's descriptor here (`<domain>.<product>.odps.json`).
+        #[arg(long, conflicts_with = "product")]
+        out: Option<PathBuf>,
+    },
     /// List the catalog: products with owner, description, contract and quality.
     Catalog {
         /// Print as JSON.
@@ -511,6 +520,27 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&products)?);
             } else {
                 println!("{}", output::status(&products, now));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Describe { product, out } => {
+            let described = commands::describe(&mesh, product.as_deref())?;
+            match out {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("creating `{}`", dir.display()))?;
+                    for (name, doc) in &described {
+                        let path = dir.join(format!("{name}.odps.json"));
+                        std::fs::write(&path, serde_json::to_string_pretty(doc)? + "\n")
+                            .with_context(|| format!("writing `{}`", path.display()))?;
+                        println!("wrote {}", path.display());
+                    }
+                }
+                None => {
+                    for (_, doc) in &described {
+                        println!("{}", serde_json::to_string_pretty(doc)?);
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

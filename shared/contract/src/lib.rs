@@ -60,3 +60,4 @@ pub use model::{
     SupportChannel, TeamMember, TypeOptions,
 };
 pub use quality::{Metric, Operator, QualityRule, RuleKind, Severity, Unit};
+pub use validate::validate_odps;

@@ -23,6 +23,26 @@ static ODCS_3_0: LazyLock<Result<Validator, String>> =
 static ODCS_3_1: LazyLock<Result<Validator, String>> =
     LazyLock::new(|| compile(include_str!("../schemas/odcs-json-schema-v3.1.0.json")));
 
+static ODPS_1_0: LazyLock<Result<Validator, String>> =
+    LazyLock::new(|| compile(include_str!("../schemas/odps-json-schema-v1.0.0.json")));
+
+/// Checks a data product descriptor against the official ODPS v1.0.0 JSON Schema; the problems
+/// are `<JSON pointer>: <message>`.
+pub fn validate_odps(document: &Value) -> std::result::Result<(), Vec<String>> {
+    let validator = ODPS_1_0
+        .as_ref()
+        .map_err(|e| vec![format!("the ODPS schema: {e}")])?;
+    let problems: Vec<String> = validator
+        .iter_errors(document)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
 fn compile(text: &str) -> Result<Validator, String> {
     let schema: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     jsonschema::options()

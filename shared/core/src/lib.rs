@@ -26,6 +26,7 @@ pub mod function;
 pub mod keys;
 pub mod lineage;
 pub mod mesh;
+pub mod odps;
 pub mod policy;
 pub mod process;
 pub mod publish;
