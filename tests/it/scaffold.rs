@@ -109,6 +109,28 @@ async fn a_scaffolded_domain_and_products_pass_lint_policy_and_the_run() {
     let template = String::from_utf8(artifacts[0].contents.clone()).unwrap();
     assert!(template.contains("tessera-sample-shipping"), "{template}");
     commands::synth(&mesh, &mesh_path, None, &tessera_infra::Stacks::All, "..").unwrap();
+    // What `tessera new product` writes after the product: the domain's stack beside the mesh,
+    // with the new product's table in it, and the mesh layer it packages.
+    let written = tessera_cli::scaffold::write_stack(&mesh_path, None, "shipping").unwrap();
+    let infra = mesh_path.parent().unwrap().join("infra");
+    let stack = infra.join("shipping.template.json");
+    assert!(written.contains(&stack), "{written:?}");
+    let text = std::fs::read_to_string(&stack).unwrap();
+    assert!(
+        text.contains("\"parcels\""),
+        "the product's table is in the stack"
+    );
+    assert!(
+        infra
+            .join("mesh/domains/shipping/parcels/parcels.odcs.yaml")
+            .is_file()
+    );
+    // Written again, nothing changes.
+    assert!(
+        tessera_cli::scaffold::write_stack(&mesh_path, None, "shipping")
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// The error of a refused scaffold, with its causes.

@@ -358,8 +358,18 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             scaffold.mesh_file.display(),
             scaffold.entry.trim_end()
         );
+        // A new product completes its domain's stack: regenerated into `infra/` beside the mesh.
+        let mut next = scaffold.next.clone();
+        if let NewCommand::Product { domain, .. } = command {
+            let written =
+                tessera_cli::scaffold::write_stack(&cli.mesh, cli.environment.as_deref(), domain)?;
+            for path in &written {
+                println!("wrote {}", path.display());
+            }
+            next.retain(|step| !step.contains("infra synth"));
+        }
         println!("\nnext:");
-        for step in &scaffold.next {
+        for step in &next {
             println!("  {step}");
         }
         return Ok(ExitCode::SUCCESS);

@@ -400,6 +400,31 @@ fn command(mesh_path: &Path, args: &str) -> String {
     }
 }
 
+/// The domain's stack regenerated into `infra/` beside the mesh file (what `tessera infra synth
+/// --domain D --out infra` writes, with the mesh layer): a new product is part of its domain's
+/// stack at once. Returns the files written (unchanged ones are left alone).
+pub fn write_stack(
+    mesh_file: &Path,
+    environment: Option<&str>,
+    domain: &str,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mesh = tessera_core::mesh::Mesh::load(mesh_file)
+        .map_err(|e| anyhow::anyhow!("loading mesh `{}`: {e}", mesh_file.display()))?;
+    let dir = mesh_file
+        .parent()
+        .unwrap_or_else(|| Path::new(""))
+        .join("infra");
+    let artifacts = crate::commands::synth(
+        &mesh,
+        mesh_file,
+        environment,
+        &tessera_infra::Stacks::Domain(domain.to_owned()),
+        "..",
+    )?;
+    let (written, _) = tessera_infra::write(&dir, &artifacts, false)?;
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
