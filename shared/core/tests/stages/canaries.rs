@@ -123,7 +123,9 @@ async fn personal_data_canaries_never_reach_consumers_or_logs() {
         .with_max_level(tracing::Level::DEBUG)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // The whole process's subscriber: this test has its own binary (`tests/canaries.rs`), so no
+    // other test's threads race with it for the logging dispatcher.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
 
     for (name, data) in &files {
         fx.put(&format!("raw/orders/{name}"), data.clone()).await;
@@ -137,7 +139,6 @@ async fn personal_data_canaries_never_reach_consumers_or_logs() {
         }
         events.push(event);
     }
-    drop(_guard);
 
     // Consumers' side: products, refused versions, events, the catalog, and the logs.
     let (products, text) = text_under(&fx, "products/").await;

@@ -17,8 +17,6 @@ mod aggregate_ports;
 #[cfg(test)]
 mod bad_files;
 #[cfg(test)]
-mod canaries;
-#[cfg(test)]
 mod cdc;
 #[cfg(test)]
 mod check;
