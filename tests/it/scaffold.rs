@@ -109,6 +109,9 @@ async fn a_scaffolded_domain_and_products_pass_lint_policy_and_the_run() {
     let template = String::from_utf8(artifacts[0].contents.clone()).unwrap();
     assert!(template.contains("tessera-sample-shipping"), "{template}");
     commands::synth(&mesh, &mesh_path, None, &tessera_infra::Stacks::All, "..").unwrap();
+    // Its ODPS descriptor is valid.
+    let described = commands::describe(&mesh, Some("shipping.parcels")).unwrap();
+    assert_eq!(described[0].1["status"], "draft");
     // What `tessera new product` writes after the product: the domain's stack beside the mesh,
     // with the new product's table in it, and the mesh layer it packages.
     let written = tessera_cli::scaffold::write_stack(&mesh_path, None, "shipping").unwrap();

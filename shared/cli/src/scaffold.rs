@@ -170,6 +170,7 @@ pub fn new_product(
             ),
             command(mesh_path, "policy check"),
             command(mesh_path, "run"),
+            command(mesh_path, &format!("describe {domain}.{name}")),
             command(
                 mesh_path,
                 &format!("infra synth --domain {domain} --out infra"),
