@@ -41,6 +41,19 @@ async fn portal_pages_exist_and_every_link_resolves() {
     for (d, p) in mesh.products() {
         expected.push(site.join(portal::domain_file(&d.name)));
         expected.push(site.join(portal::product_file(&d.name, &p.name)));
+        // Each product's ODPS descriptor is beside its page, valid, and linked from it.
+        let descriptor = portal::descriptor_file(&d.name, &p.name);
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(site.join(&descriptor)).unwrap())
+                .unwrap();
+        tessera_contract::validate_odps(&doc).unwrap();
+        let page =
+            std::fs::read_to_string(site.join(portal::product_file(&d.name, &p.name))).unwrap();
+        assert!(
+            page.contains(&format!("href=\"{descriptor}\"")),
+            "{descriptor}"
+        );
+        expected.push(site.join(descriptor));
     }
     for path in &expected {
         assert!(path.is_file(), "{} missing", path.display());

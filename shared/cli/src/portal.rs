@@ -100,6 +100,12 @@ pub fn write(
                     product_file(&domain.name, &product.name),
                     product_page(mesh, domain, product, state, now),
                 ));
+                // The product's ODPS descriptor, linked from its page.
+                let descriptor = tessera_core::odps::descriptor(mesh, domain, product);
+                pages.push((
+                    descriptor_file(&domain.name, &product.name),
+                    serde_json::to_string_pretty(&descriptor)? + "\n",
+                ));
             }
         }
     }
@@ -134,6 +140,15 @@ pub fn domain_file(domain: &str) -> String {
 /// The file of a product's page.
 pub fn product_file(domain: &str, product: &str) -> String {
     format!("product-{}.{}.html", file_part(domain), file_part(product))
+}
+
+/// The file of a product's Open Data Product Standard descriptor.
+pub fn descriptor_file(domain: &str, product: &str) -> String {
+    format!(
+        "product-{}.{}.odps.json",
+        file_part(domain),
+        file_part(product)
+    )
 }
 
 /// Text escaped for HTML content and quoted attribute values.
@@ -845,6 +860,14 @@ fn product_page(
     ));
     body.push_str("<h2>Query it</h2>\n");
     body.push_str(&queries(domain, product));
+    let _ = writeln!(
+        body,
+        "<p>The product's <a href=\"{}\">Open Data Product Standard descriptor</a> (ODPS v1.0.0, \
+         from its contract and the mesh: <code>tessera describe {}.{}</code>).</p>",
+        esc(&descriptor_file(&domain.name, &product.name)),
+        esc(&domain.name),
+        esc(&product.name)
+    );
     page(
         &format!("{}.{} — {}", domain.name, product.name, mesh.name),
         &[
