@@ -366,17 +366,23 @@ where
     Some(
         async {
             let (bucket, key, version) = object_input(ctx, &object).await?;
+            let input = Input {
+                function,
+                zone,
+                bucket,
+                key: &key,
+                version: &version,
+            };
             // S3's sequencer orders the versions of a key: ingest drops a stale one.
             let sequencer = object.object.sequencer.as_deref();
             let Ok(zk) = crate::keys::parse_zone_key(&key, zone) else {
                 // Not a key of this zone: the stage refuses it with the reason.
                 let result = run(ctx, bucket, &key, &version, sequencer).await;
-                return object_outcome(ctx, function, zone, bucket, &key, &version, result).await;
+                return input.outcome(ctx, result).await;
             };
-            let stage = function.name();
             let id = crate::keys::object_run_id(zone, bucket, &key, &version);
-            let attempts_key = delivery::attempts_key(&zk.product, stage, &id);
-            if let Some(done) = finished(ctx, bucket, &zk.product, stage, &id).await? {
+            let attempts_key = delivery::attempts_key(&zk.product, function.name(), &id);
+            if let Some(done) = finished(ctx, bucket, &zk.product, function.name(), &id).await? {
                 // A repeated delivery. What a delivery that failed half-way beside the one that
                 // finished may have left is removed: its attempt count, its pending files.
                 ctx.storage.delete(bucket, &attempts_key).await?;
@@ -388,29 +394,25 @@ where
             }
             let mut attempts = delivery::attempts(&ctx.storage, bucket, &attempts_key).await?;
             if attempts.used_up(ctx.mesh.max_attempts, chrono::Utc::now()) {
-                return give_up(ctx, function, zone, bucket, &key, &version, &zk.product, attempts)
-                    .await
-                    .map(|run| vec![run]);
+                let run = input.give_up(ctx, &zk.product, &attempts).await?;
+                ctx.storage.delete(bucket, &attempts_key).await?;
+                return Ok(vec![run]);
             }
             attempts.attempts += 1;
             attempts.last_error = None;
             attempts.started_at = chrono::Utc::now();
             delivery::record_attempts(&ctx.storage, bucket, &attempts_key, &attempts).await?;
             let result = run(ctx, bucket, &key, &version, sequencer).await;
-            match &result {
-                Err(e) if e.kind() != ErrorKind::BadData => {
-                    attempts.last_error = Some(e.to_string());
-                    // The error is what the invocation reports; the count is best effort.
-                    if let Err(store) =
-                        delivery::record_attempts(&ctx.storage, bucket, &attempts_key, &attempts)
-                            .await
-                    {
-                        tracing::warn!(%bucket, key = %attempts_key, error = %store, "attempt count not stored");
-                    }
+            if let Some(e) = result.as_ref().err().filter(|e| e.kind() != ErrorKind::BadData) {
+                attempts.last_error = Some(e.to_string());
+                // The error is what the invocation reports; the count is best effort.
+                if let Err(store) =
+                    delivery::record_attempts(&ctx.storage, bucket, &attempts_key, &attempts).await
+                {
+                    tracing::warn!(%bucket, key = %attempts_key, error = %store, "attempt count not stored");
                 }
-                _ => {}
             }
-            let outcome = object_outcome(ctx, function, zone, bucket, &key, &version, result).await;
+            let outcome = input.outcome(ctx, result).await;
             if outcome.is_ok() {
                 ctx.storage.delete(bucket, &attempts_key).await?;
             }
@@ -447,45 +449,80 @@ async fn finished(
     Ok(Some(run))
 }
 
-/// Refuses an input whose attempts are used up: a quarantine report with the last error, a
-/// quarantined run record, and `InputFailed`.
-#[allow(clippy::too_many_arguments)]
-async fn give_up(
-    ctx: &Context,
+/// One object a zone stage is asked to handle.
+#[derive(Debug, Clone, Copy)]
+struct Input<'a> {
     function: Function,
     zone: Zone,
-    bucket: &str,
-    key: &str,
-    version: &str,
-    product: &str,
-    attempts: delivery::Attempts,
-) -> Result<RunRecord, FunctionError> {
-    let reason = format!(
-        "gave up after {} attempts: {}",
-        attempts.attempts,
-        attempts
-            .last_error
-            .as_deref()
-            .unwrap_or("the function did not finish (a crash or a timeout)")
-    );
-    tracing::error!(stage = function.name(), %bucket, %key, %reason, "poison input refused");
-    let run = stages::refuse(ctx, function, zone, bucket, key, version, &reason).await?;
-    let failed = InputFailed {
-        domain: run.domain.clone(),
-        product: product.to_owned(),
-        stage: function.name().to_owned(),
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        version: version.to_owned(),
-        attempts: attempts.attempts,
-        reason,
-        report_key: run.outputs.first().cloned().unwrap_or_default(),
-        at: chrono::Utc::now(),
-    };
-    ctx.bus.publish(vec![failed.event()]).await?;
-    let attempts_key = delivery::attempts_key(product, function.name(), &run.run_id);
-    ctx.storage.delete(bucket, &attempts_key).await?;
-    Ok(run)
+    bucket: &'a str,
+    key: &'a str,
+    version: &'a str,
+}
+
+impl Input<'_> {
+    /// What the stage did with the object: bad data is quarantined, not failed.
+    async fn outcome(
+        &self,
+        ctx: &Context,
+        result: crate::Result<RunRecord>,
+    ) -> Result<Vec<RunRecord>, FunctionError> {
+        match result {
+            Ok(run) => Ok(vec![run]),
+            Err(e) if e.kind() == ErrorKind::BadData => {
+                tracing::warn!(stage = self.function.name(), bucket = %self.bucket, key = %self.key, error = %e, "input refused");
+                Ok(vec![self.refuse(ctx, &e.to_string()).await?])
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The object refused whole with `reason` ([`stages::refuse`]).
+    async fn refuse(&self, ctx: &Context, reason: &str) -> crate::Result<RunRecord> {
+        stages::refuse(
+            ctx,
+            self.function,
+            self.zone,
+            self.bucket,
+            self.key,
+            self.version,
+            reason,
+        )
+        .await
+    }
+
+    /// Refuses an object whose attempts are used up: a quarantine report with the last error, a
+    /// quarantined run record, and `InputFailed`.
+    async fn give_up(
+        &self,
+        ctx: &Context,
+        product: &str,
+        attempts: &delivery::Attempts,
+    ) -> Result<RunRecord, FunctionError> {
+        let reason = format!(
+            "gave up after {} attempts: {}",
+            attempts.attempts,
+            attempts
+                .last_error
+                .as_deref()
+                .unwrap_or("the function did not finish (a crash or a timeout)")
+        );
+        tracing::error!(stage = self.function.name(), bucket = %self.bucket, key = %self.key, %reason, "poison input refused");
+        let run = self.refuse(ctx, &reason).await?;
+        let failed = InputFailed {
+            domain: run.domain.clone(),
+            product: product.to_owned(),
+            stage: self.function.name().to_owned(),
+            bucket: self.bucket.to_owned(),
+            key: self.key.to_owned(),
+            version: self.version.to_owned(),
+            attempts: attempts.attempts,
+            reason,
+            report_key: run.outputs.first().cloned().unwrap_or_default(),
+            at: chrono::Utc::now(),
+        };
+        ctx.bus.publish(vec![failed.event()]).await?;
+        Ok(run)
+    }
 }
 
 /// The input an `Object Created` trigger names: its bucket (one of the mesh's), its decoded key
@@ -504,28 +541,6 @@ async fn object_input<'a>(
     }
     let key = event_key(ctx, bucket, &object.object.key).await?;
     Ok((bucket, key, object.version()))
-}
-
-/// What ingest, clean or contract-check did with one object: bad data is quarantined, not failed.
-async fn object_outcome(
-    ctx: &Context,
-    function: Function,
-    zone: Zone,
-    bucket: &str,
-    key: &str,
-    version: &str,
-    result: crate::Result<RunRecord>,
-) -> Result<Vec<RunRecord>, FunctionError> {
-    match result {
-        Ok(run) => Ok(vec![run]),
-        Err(e) if e.kind() == ErrorKind::BadData => {
-            tracing::warn!(stage = function.name(), %bucket, %key, error = %e, "input refused");
-            Ok(vec![
-                stages::refuse(ctx, function, zone, bucket, key, version, &e.to_string()).await?,
-            ])
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// The object key an S3 event names. AWS URL-encodes keys (`+` for a space); some emulators send

@@ -192,7 +192,12 @@ pub fn stem(file: &str) -> String {
 
 /// Key of a run record.
 pub fn run_key(product: &str, stage: &str, id: &str) -> String {
-    format!("{}{product}/{stage}/{id}.json", Zone::Runs.prefix())
+    format!("{}{id}.json", run_prefix(product, stage))
+}
+
+/// The folder of a product's run records of one stage.
+pub fn run_prefix(product: &str, stage: &str) -> String {
+    format!("{}{product}/{stage}/", Zone::Runs.prefix())
 }
 
 #[cfg(test)]

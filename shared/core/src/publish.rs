@@ -95,17 +95,23 @@ pub async fn commits(
 /// after it, but of the appends of one raw key only the newest version's (by sequencer, else by
 /// commit order).
 pub fn live_files(log: &[(String, Commit)]) -> Vec<String> {
-    let start = log
-        .iter()
-        .rposition(|(_, c)| c.mode == CommitMode::Overwrite)
-        .unwrap_or(0);
-    let live = &log[start..];
+    let live = since_last_overwrite(log);
     let superseded = superseded(live);
     live.iter()
         .zip(superseded)
         .filter(|(_, gone)| !gone)
         .flat_map(|((_, c), _)| c.files.iter().cloned())
         .collect()
+}
+
+/// The commits that make up the product now, superseded ones included: the last overwrite and
+/// every append after it.
+fn since_last_overwrite(log: &[(String, Commit)]) -> &[(String, Commit)] {
+    let start = log
+        .iter()
+        .rposition(|(_, c)| c.mode == CommitMode::Overwrite)
+        .unwrap_or(0);
+    &log[start..]
 }
 
 /// For each commit of a log, whether a newer version of its raw key supersedes it.
@@ -157,16 +163,16 @@ pub fn superseded_by<'a>(
     })
 }
 
-/// Deletes the data files of versions a newer version of their raw key superseded (readers of
-/// partition folders, Athena, would otherwise see both). Their commit records stay, as history.
-/// Returns how many files were deleted (or already gone).
-pub async fn remove_superseded(storage: &Storage, bucket: &str, product: &str) -> Result<usize> {
-    let log = commits(storage, bucket, product).await?;
-    let start = log
-        .iter()
-        .rposition(|(_, c)| c.mode == CommitMode::Overwrite)
-        .unwrap_or(0);
-    let live = &log[start..];
+/// Deletes the data files of the versions in `log` (the product's commit log) that a newer
+/// version of their raw key superseded (readers of partition folders, Athena, would otherwise
+/// see both). Their commit records stay, as history. Returns how many files were deleted (or
+/// already gone).
+pub async fn remove_superseded(
+    storage: &Storage,
+    bucket: &str,
+    log: &[(String, Commit)],
+) -> Result<usize> {
+    let live = since_last_overwrite(log);
     let mut removed = 0;
     for ((_, c), gone) in live.iter().zip(superseded(live)) {
         if gone {

@@ -9,13 +9,16 @@
 //! Created` event that re-drives one, from the `tessera.reconcile` source the pipeline's rules
 //! accept beside `aws.s3` (EventBridge refuses `aws.*` sources from callers).
 
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+
 use serde::Serialize;
 
 use crate::bus::EventBus;
 use crate::context::Context;
 use crate::error::Result;
 use crate::events::{BucketRef, BusEvent, OBJECT_CREATED, ObjectCreated, ObjectRef, encode_key};
-use crate::keys::{Zone, object_run_id, parse_zone_key, run_key};
+use crate::keys::{Zone, object_run_id, parse_zone_key, run_prefix};
 use crate::routing::Function;
 
 /// `source` of the events the reconciler sends.
@@ -50,6 +53,8 @@ const ZONES: [(Zone, Function); 3] = [
 pub async fn find(ctx: &Context) -> Result<Vec<Unfinished>> {
     let mut out = Vec::new();
     for domain in ctx.mesh.domains.iter().filter(|d| ctx.serves(d)) {
+        // The run records of each product and stage, listed once (not read one by one).
+        let mut records: HashMap<(String, Function), HashSet<String>> = HashMap::new();
         for (zone, function) in ZONES {
             for meta in ctx.storage.list(&domain.bucket, zone.prefix()).await? {
                 let key = meta.location.to_string();
@@ -72,13 +77,22 @@ pub async fn find(ctx: &Context) -> Result<Vec<Unfinished>> {
                     .clone()
                     .unwrap_or_else(|| format!("size-{}", meta.size));
                 let id = object_run_id(zone, &domain.bucket, &key, &as_event);
-                let record = run_key(&zk.product, function.name(), &id);
-                if ctx
-                    .storage
-                    .get_opt(&domain.bucket, &record)
-                    .await?
-                    .is_none()
-                {
+                let done = match records.entry((zk.product.clone(), function)) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => {
+                        let prefix = run_prefix(&zk.product, function.name());
+                        let listed = ctx.storage.list(&domain.bucket, &prefix).await?;
+                        e.insert(
+                            listed
+                                .iter()
+                                .filter_map(|m| m.location.filename())
+                                .filter_map(|f| f.strip_suffix(".json"))
+                                .map(str::to_owned)
+                                .collect(),
+                        )
+                    }
+                };
+                if !done.contains(&id) {
                     out.push(Unfinished {
                         function,
                         bucket: domain.bucket.clone(),

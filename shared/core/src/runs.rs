@@ -177,10 +177,7 @@ pub async fn history(
 ) -> crate::error::Result<Vec<RunRecord>> {
     let mut out = Vec::new();
     for meta in storage
-        .list(
-            bucket,
-            &format!("{}{product}/{stage}/", crate::keys::Zone::Runs.prefix()),
-        )
+        .list(bucket, &crate::keys::run_prefix(product, stage))
         .await?
     {
         let bytes = storage.get(bucket, meta.location.as_ref()).await?;

@@ -69,10 +69,10 @@ async fn decide(
     let masker = Arc::new(Masker::new(product, &ctx.mesh.pii_salt)?);
 
     let log = publish::commits(&ctx.storage, bucket, &product.name).await?;
-    if let Some((commit_key, commit)) = log.into_iter().find(|(_, c)| c.version == id) {
+    if let Some((commit_key, commit)) = log.iter().find(|(_, c)| c.version == id) {
         // Published by an earlier delivery of this event: announce it again (the event may have
         // been lost with the crash that caused the retry) and stop.
-        decision.announce(&commit_key, &commit).await?;
+        decision.announce(commit_key, commit).await?;
         record.status = RunStatus::Published;
         record.rows_in = commit.rows;
         record.rows_out = commit.rows;
@@ -84,7 +84,7 @@ async fn decide(
         ));
         // The crash may have come before the versions this one supersedes were removed, or left
         // files of a second delivery in the pending folder.
-        decision.remove_superseded(&mut record).await?;
+        decision.remove_superseded(&log, &mut record).await?;
         publish::clear_pending(&ctx.storage, bucket, &product.name, id, None).await?;
         return runs::save(&ctx.storage, bucket, record, started).await;
     }

@@ -177,18 +177,25 @@ impl Version<'_> {
     ) -> Result<()> {
         let (source_key, sequencer) = self.source.clone().unzip();
         let sequencer = sequencer.flatten();
-        if let Some(key) = &source_key {
-            let log = publish::commits(&self.ctx.storage, self.bucket, &self.product.name).await?;
-            if let Some(newer) = publish::superseded_by(&log, key, sequencer.as_deref()) {
-                pending.discard().await?;
-                record.status = RunStatus::Skipped;
-                record.notes.push(format!(
-                    "stale: version `{}` of `{key}` (sequencer {}) is published already",
-                    newer.version,
-                    newer.sequencer.as_deref().unwrap_or("-")
-                ));
-                return Ok(());
+        // A source product's log, read once: a stale version is not published, and the versions
+        // a new one supersedes are removed after its commit.
+        let mut log = match &source_key {
+            Some(_) => {
+                Some(publish::commits(&self.ctx.storage, self.bucket, &self.product.name).await?)
             }
+            None => None,
+        };
+        if let (Some(key), Some(log)) = (&source_key, &log)
+            && let Some(newer) = publish::superseded_by(log, key, sequencer.as_deref())
+        {
+            pending.discard().await?;
+            record.status = RunStatus::Skipped;
+            record.notes.push(format!(
+                "stale: version `{}` of `{key}` (sequencer {}) is published already",
+                newer.version,
+                newer.sequencer.as_deref().unwrap_or("-")
+            ));
+            return Ok(());
         }
         let (partitions, files) = pending.publish().await?;
         let commit = Commit {
@@ -211,8 +218,12 @@ impl Version<'_> {
                 record.status = RunStatus::Published;
                 record.rows_out = commit.rows;
                 record.outputs.extend(commit.files.iter().cloned());
-                record.outputs.push(commit_key);
-                self.remove_superseded(record).await?;
+                record.outputs.push(commit_key.clone());
+                if let Some(log) = &mut log {
+                    // Commits that raced in between did their own removals.
+                    log.push((commit_key, commit));
+                    self.remove_superseded(log, record).await?;
+                }
             }
             None => {
                 // The same version, committed by a delivery of this input running beside this
@@ -238,11 +249,14 @@ impl Version<'_> {
         Ok(())
     }
 
-    /// Deletes the files of versions this product's newer versions of their raw keys superseded
-    /// ([`publish::remove_superseded`]), noting how many.
-    pub async fn remove_superseded(&self, record: &mut RunRecord) -> Result<()> {
-        let removed =
-            publish::remove_superseded(&self.ctx.storage, self.bucket, &self.product.name).await?;
+    /// Deletes the files of the versions of `log` (this product's commit log) that newer
+    /// versions of their raw keys superseded ([`publish::remove_superseded`]), noting how many.
+    pub async fn remove_superseded(
+        &self,
+        log: &[(String, Commit)],
+        record: &mut RunRecord,
+    ) -> Result<()> {
+        let removed = publish::remove_superseded(&self.ctx.storage, self.bucket, log).await?;
         if removed > 0 {
             record
                 .notes

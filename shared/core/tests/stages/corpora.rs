@@ -403,7 +403,7 @@ async fn csv_spectrum_reads_as_its_expected_records() {
         }
         let mut got: Vec<BTreeMap<String, String>> = Vec::new();
         if let Some(staged) = run.outputs.iter().find(|k| k.starts_with("staged/")) {
-            let batches = read_parquet(ctx, staged).await;
+            let batches = crate::support::read_batches(ctx, staged).await;
             for batch in &batches {
                 for row in 0..batch.num_rows() {
                     let mut map = BTreeMap::new();
@@ -422,18 +422,6 @@ async fn csv_spectrum_reads_as_its_expected_records() {
         }
     }
     tally.finish("csv-spectrum (ingest, format = csv)");
-}
-
-/// Every record batch of a Parquet object.
-async fn read_parquet(ctx: &Context, key: &str) -> Vec<arrow::array::RecordBatch> {
-    use futures::TryStreamExt;
-    ctx.storage
-        .read_parquet(BUCKET, key)
-        .await
-        .expect("open parquet")
-        .try_collect()
-        .await
-        .expect("read parquet")
 }
 
 /// The column a Parquet file's contract declares: its first top-level column that can be cast

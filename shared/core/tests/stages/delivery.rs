@@ -13,7 +13,7 @@ use arrow::array::{Array, AsArray};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -383,16 +383,7 @@ impl Chain {
         let log = commits(&self.ctx.storage, BUCKET, "orders").await.unwrap();
         let mut ids = Vec::new();
         for file in live_files(&log) {
-            let batches: Vec<_> = self
-                .ctx
-                .storage
-                .read_parquet(BUCKET, &file)
-                .await
-                .unwrap()
-                .try_collect()
-                .await
-                .unwrap();
-            for batch in batches {
+            for batch in crate::support::read_batches(&self.ctx, &file).await {
                 let column = batch.column_by_name("order_id").unwrap().as_string::<i32>();
                 ids.extend((0..column.len()).map(|i| column.value(i).to_owned()));
             }

@@ -165,14 +165,7 @@ impl Fx {
 
     /// Every record batch of a Parquet object.
     pub async fn batches(&self, key: &str) -> Vec<RecordBatch> {
-        self.ctx()
-            .storage
-            .read_parquet(BUCKET, key)
-            .await
-            .expect("open parquet")
-            .try_collect()
-            .await
-            .expect("read parquet")
+        read_batches(self.ctx(), key).await
     }
 
     /// A Parquet object as a pretty-printed table, one string per line.
@@ -248,6 +241,17 @@ impl Fx {
             .map(|e| serde_json::from_value(e.detail).expect("ProductPublished detail"))
             .collect()
     }
+}
+
+/// Every record batch of a Parquet object of [`BUCKET`], through any context's storage.
+pub async fn read_batches(ctx: &Context, key: &str) -> Vec<RecordBatch> {
+    ctx.storage
+        .read_parquet(BUCKET, key)
+        .await
+        .expect("open parquet")
+        .try_collect()
+        .await
+        .expect("read parquet")
 }
 
 /// Batches pretty-printed, one string per line.
