@@ -173,7 +173,9 @@ async fn a_raw_file_in_s3_fires_the_whole_chain() {
     let names: Vec<String> = refused.iter().map(|m| m.location.to_string()).collect();
     assert!(
         names.iter().any(|k| k.ends_with("/report.json"))
-            && names.iter().any(|k| k.ends_with("/data.parquet")),
+            && names
+                .iter()
+                .any(|k| k.contains("/data/") && k.ends_with(".parquet")),
         "{names:?}"
     );
 

@@ -428,6 +428,7 @@ impl PartitionedWriter {
         Ok(Pending {
             storage: self.storage,
             bucket: self.bucket,
+            prefix: self.prefix,
             partitions,
             files,
         })
@@ -478,6 +479,8 @@ pub async fn clear_pending(
 pub struct Pending {
     storage: Storage,
     bucket: String,
+    /// The product's prefix (`products/<product>/`).
+    prefix: String,
     partitions: Vec<String>,
     /// (pending key, published key)
     files: Vec<(String, String)>,
@@ -506,6 +509,18 @@ impl Pending {
             keys.push(to);
         }
         Ok((self.partitions, keys))
+    }
+
+    /// Moves the files under `folder` instead of the product, keeping their partition paths: a
+    /// refused version, kept as it would have been published (masked). Returns their keys.
+    pub async fn quarantine(self, folder: &str) -> Result<Vec<String>> {
+        let mut keys = Vec::with_capacity(self.files.len());
+        for (from, to) in &self.files {
+            let dest = format!("{folder}{}", &to[self.prefix.len()..]);
+            self.storage.rename(&self.bucket, from, &dest).await?;
+            keys.push(dest);
+        }
+        Ok(keys)
     }
 
     /// Deletes the files: the version is not published.

@@ -184,7 +184,7 @@ async fn aggregate_one(
             passed: 0,
             failed: report.checks.len(),
         };
-        decision.refuse(&id, &report, None, &mut record).await?;
+        decision.refuse(&id, &report, &[], &mut record).await?;
         return runs::save(&ctx.storage, bucket, record, started).await;
     };
     let batches = batches
@@ -210,7 +210,7 @@ async fn aggregate_one(
     record.checks = CheckCounts { passed, failed };
 
     if !report.passed() {
-        decision.refuse(&id, &report, None, &mut record).await?;
+        decision.refuse(&id, &report, &[], &mut record).await?;
         return runs::save(&ctx.storage, bucket, record, started).await;
     }
     let published = async {

@@ -151,23 +151,14 @@ async fn decide(
     record.checks = CheckCounts { passed, failed };
 
     if !report.passed() {
-        pending.discard().await?;
         record.quarantined = record.rows_in;
-        // The refused data, masked and projected as it would have been published: consumers
-        // are pointed at it by `ContractViolated`.
-        let data_key = format!(
-            "{}data.parquet",
-            decision.quarantine_folder(zk.file.trim_end_matches(".parquet"))
-        );
-        keep_masked(ctx, bucket, key, &masker, product, &data_key).await?;
-        decision
-            .refuse(
-                zk.file.trim_end_matches(".parquet"),
-                &report,
-                Some(data_key),
-                &mut record,
-            )
+        // The refused data as it was written, masked and projected as it would have been
+        // published: consumers are pointed at it by `ContractViolated`.
+        let name = zk.file.trim_end_matches(".parquet");
+        let data = pending
+            .quarantine(&format!("{}data/", decision.quarantine_folder(name)))
             .await?;
+        decision.refuse(name, &report, &data, &mut record).await?;
         return runs::save(&ctx.storage, bucket, record, started).await;
     }
 
@@ -210,27 +201,6 @@ async fn source_of(
     Ok(serde_json::from_slice::<RunRecord>(&bytes)
         .ok()
         .map(|run| (run.input.key, run.input.sequencer)))
-}
-
-/// Writes the object at `key`, masked and projected to the published columns, to `dest`.
-async fn keep_masked(
-    ctx: &Context,
-    bucket: &str,
-    key: &str,
-    masker: &Masker,
-    product: &Product,
-    dest: &str,
-) -> Result<()> {
-    let mut stream = ctx.storage.read_parquet(bucket, key).await?;
-    let published = published_columns(product, stream.schema());
-    let schema = masker.schema(&Arc::new(stream.schema().project(&published)?))?;
-    let mut sink = ctx.storage.write_parquet(bucket, dest, schema)?;
-    while let Some(batch) = stream.next().await {
-        sink.write(&masker.apply(&batch?.project(&published)?)?)
-            .await?;
-    }
-    sink.finish().await?;
-    Ok(())
 }
 
 /// Batches masked (and projected to the published columns) ahead of the reader, in order,

@@ -115,25 +115,25 @@ impl Version<'_> {
         )
     }
 
-    /// Refuses the version: its report goes to [`Version::quarantine_folder`], beside the copy
-    /// of its data the caller wrote there (`data_key`: masked as it would have been published,
-    /// for the consumers the violation is sent to); `ContractViolated` is sent.
+    /// Refuses the version: its report goes to [`Version::quarantine_folder`], beside its data
+    /// when it has some (`data`: the files [`Pending::quarantine`] moved to `data/` there,
+    /// masked as they would have been published, for the consumers the violation is sent to);
+    /// `ContractViolated` is sent, naming the data folder (else the report).
     pub async fn refuse(
         &self,
         name: &str,
         report: &CheckReport,
-        data_key: Option<String>,
+        data: &[String],
         record: &mut RunRecord,
     ) -> Result<()> {
         let base = self.quarantine_folder(name);
         let report_key = format!("{base}report.json");
         self.write_report(&report_key, report).await?;
-        let quarantine_key = match data_key {
-            Some(data_key) => {
-                record.outputs.push(data_key.clone());
-                data_key
-            }
-            None => report_key.clone(),
+        record.outputs.extend(data.iter().cloned());
+        let quarantine_key = if data.is_empty() {
+            report_key.clone()
+        } else {
+            format!("{base}data/")
         };
         record.outputs.push(report_key.clone());
         let failed_checks: Vec<String> = report

@@ -145,7 +145,10 @@ async fn personal_data_canaries_never_reach_consumers_or_logs() {
     assert!(products >= 4, "{products} product objects");
     assert_eq!(count(&text), 0, "a canary in products/");
     let (refused, text) = text_under(&fx, "quarantine/orders/contract-check/").await;
-    assert_eq!(refused, 2, "the refused version's data and report");
+    assert_eq!(
+        refused, 3,
+        "the refused version's report and its data, one file per day"
+    );
     assert!(text.contains("O-5"), "the refused data is there");
     assert_eq!(count(&text), 0, "a canary in a refused version's copy");
     let events: String = events.iter().map(|e| e.to_json().to_string()).collect();

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use arrow::array::{Array, AsArray};
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::BoxStream;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,

@@ -171,7 +171,7 @@ async fn an_unclassified_email_column_is_refused_with_the_rule_in_the_report() {
         fx.keys("quarantine/orders/contract-check/")
             .await
             .iter()
-            .any(|k| k.ends_with("/data.parquet"))
+            .any(|k| k.contains("/data/") && k.ends_with(".parquet"))
     );
 }
 

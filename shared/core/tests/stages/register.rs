@@ -369,7 +369,7 @@ async fn quality_status_follows_decision_times_not_arrival_order() {
         contract_version: published.contract_version.clone(),
         bucket: published.bucket.clone(),
         input_key: "clean/orders/day2.parquet".into(),
-        quarantine_key: "quarantine/orders/contract-check/day2/data.parquet".into(),
+        quarantine_key: "quarantine/orders/contract-check/day2/data/".into(),
         report_key: "quarantine/orders/contract-check/day2/report.json".into(),
         rows: 3,
         failed_checks: vec!["orders.rowCount: observed 0 (expected > 0)".into()],
